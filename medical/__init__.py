@@ -1,0 +1,1 @@
+"""Medical domain pipelines (prostate zones, ProtoECGNet, SepCLR). Built on :mod:`shared`."""

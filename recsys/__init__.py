@@ -1,0 +1,1 @@
+"""Recommendation pipelines (MCLRec on RecBole, offline evaluation). Built on :mod:`shared`."""

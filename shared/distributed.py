@@ -1,0 +1,118 @@
+"""torch.distributed helpers: rank, world size and an all-gather that keeps gradients.
+
+Convention (the same as DDP's): every rank computes the loss of its *local* anchors against the
+*gathered* candidates and calls ``backward``; DDP then averages parameter gradients over ranks.
+With :func:`gather`, the sum over ranks of the local losses' gradients reaches every local input,
+so after DDP's averaging the gradients equal those of the mean loss on the global batch. The
+tests check exactly this with two gloo processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+
+def is_distributed() -> bool:
+    """Return whether a default process group is initialised."""
+    return dist.is_available() and dist.is_initialized()
+
+
+def rank() -> int:
+    """Return this process's rank (0 outside distributed runs)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Return the number of processes (1 outside distributed runs)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Return whether this process is rank 0."""
+    return rank() == 0
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums the gradients of every rank and keeps the local slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        stacked = torch.stack([g.contiguous() for g in grads])
+        dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
+        return stacked[dist.get_rank()]
+
+
+def gather(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank along dimension 0, keeping gradients.
+
+    Outside a distributed run this returns ``x`` unchanged. Every rank must pass the same shape.
+
+    Args:
+        x: The local tensor. Shape: (B, ...).
+
+    Returns:
+        The global tensor, rank 0's rows first. Shape: (world_size * B, ...).
+    """
+    if world_size() == 1:
+        return x
+    return torch.cat(_GatherWithGrad.apply(x), dim=0)
+
+
+@torch.no_grad()
+def gather_no_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank along dimension 0 without autograd (labels, queues).
+
+    Args:
+        x: The local tensor. Shape: (B, ...).
+
+    Returns:
+        Shape: (world_size * B, ...).
+    """
+    if world_size() == 1:
+        return x
+    out = [torch.empty_like(x) for _ in range(world_size())]
+    dist.all_gather(out, x.contiguous())
+    return torch.cat(out, dim=0)
+
+
+def all_reduce_sum_(x: torch.Tensor) -> torch.Tensor:
+    """Sum ``x`` over ranks in place (no autograd); a no-op outside distributed runs."""
+    if world_size() > 1:
+        dist.all_reduce(x, op=dist.ReduceOp.SUM)
+    return x
+
+
+def local_offset(batch_size: int) -> int:
+    """Return the index of this rank's first row in a gathered tensor of per-rank size ``batch_size``."""
+    return rank() * batch_size
+
+
+def eye_rank(batch_size: int, device: torch.device | None = None) -> torch.Tensor:
+    """Return the positive mask of local rows against gathered columns.
+
+    Row ``i`` is True at column ``rank * batch_size + i`` (the same sample in the global batch).
+
+    Args:
+        batch_size: The local batch size B.
+        device: Where to build the mask.
+
+    Returns:
+        Bool mask. Shape: (B, world_size * B).
+
+    Examples:
+        >>> eye_rank(2).int().tolist()
+        [[1, 0], [0, 1]]
+    """
+    rows = torch.arange(batch_size, device=device)
+    mask = torch.zeros(batch_size, world_size() * batch_size, dtype=torch.bool, device=device)
+    mask[rows, rows + local_offset(batch_size)] = True
+    return mask

@@ -1,0 +1,1 @@
+"""Vision pipelines (PCL-SR contrastive super-resolution). Built on :mod:`shared`."""
