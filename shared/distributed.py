@@ -92,7 +92,7 @@ def all_reduce_sum_(x: torch.Tensor) -> torch.Tensor:
 
 
 def local_offset(batch_size: int) -> int:
-    """Return the index of this rank's first row in a gathered tensor of per-rank size ``batch_size``."""
+    """Return the index of this rank's first row in a gathered tensor (per-rank ``batch_size``)."""
     return rank() * batch_size
 
 

@@ -141,7 +141,9 @@ def check_reduction(reduction: str) -> str:
     return look_up_option(reduction, REDUCTIONS, "reduction")
 
 
-def reduce(values: torch.Tensor, reduction: str, weight: torch.Tensor | None = None) -> torch.Tensor:
+def reduce(
+    values: torch.Tensor, reduction: str, weight: torch.Tensor | None = None
+) -> torch.Tensor:
     """Reduce per-sample loss values.
 
     With ``weight``, ``"mean"`` divides the weighted sum by the sum of weights (BasicSR's rule).

@@ -1,0 +1,578 @@
+"""The InfoNCE family as pure functions.
+
+NT-Xent, general InfoNCE, SupCon, DCL/DCLW, and Wang & Isola's alignment and uniformity.
+
+Every function computes its logits once, masks what the method excludes with ``-inf`` and takes
+a log-sum-exp (``F.cross_entropy`` where each anchor has one positive), so it stays finite for
+small temperatures and under float16/bfloat16 autocast: the log-sum-exp runs in float32.
+
+Distributed use: the functions take *anchors* (this rank's rows) and *candidates* (optionally
+gathered from every rank with :func:`shared.distributed.gather`); the offset of this rank's rows
+inside the candidates is an argument. The ``nn.Module`` wrappers in :mod:`shared.losses.modules`
+do the gathering.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from shared.validation import (
+    check_dim,
+    check_finite,
+    check_ndim,
+    check_positive,
+    check_reduction,
+    check_same_shape,
+    reduce,
+)
+
+__all__ = [
+    "alignment",
+    "dcl",
+    "dclw",
+    "info_nce",
+    "nt_xent",
+    "sup_con",
+    "uniformity",
+]
+
+
+def _normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
+    return F.normalize(x, dim=-1) if normalize else x
+
+
+def _lse_float(logits: torch.Tensor) -> torch.Tensor:
+    """Row-wise log-sum-exp computed in at least float32. Shape: (N, M) -> (N,)."""
+    if logits.dtype in (torch.float16, torch.bfloat16):
+        logits = logits.float()
+    return torch.logsumexp(logits, dim=1)
+
+
+def _check_common(temperature: float, reduction: str) -> None:
+    check_positive(temperature, "temperature")
+    check_reduction(reduction)
+
+
+def _two_view_logits(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    z1_all: torch.Tensor | None,
+    z2_all: torch.Tensor | None,
+    offset: int,
+    temperature: float,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Logits of the 2B local views against the 2N (gathered) views.
+
+    Returns:
+        ``(logits (2B, 2N), self_index (2B,), positive_index (2B,))``. Anchor rows are
+        ``[z1; z2]``; candidate columns are ``[z1_all; z2_all]``.
+    """
+    b = z1.shape[0]
+    z1_all = z1 if z1_all is None else z1_all
+    z2_all = z2 if z2_all is None else z2_all
+    n = z1_all.shape[0]
+    anchors = torch.cat([z1, z2]) * (1.0 / temperature)
+    candidates = torch.cat([z1_all, z2_all])
+    logits = anchors @ candidates.T
+    rows = torch.arange(b, device=z1.device) + offset
+    self_index = torch.cat([rows, rows + n])
+    positive_index = torch.cat([rows + n, rows])
+    return logits, self_index, positive_index
+
+
+def nt_xent(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.5,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    z1_all: torch.Tensor | None = None,
+    z2_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy (Chen et al., ICML 2020).
+
+    For each of the 2B views, its positive is the other view of the same sample and the
+    2B - 2 remaining views are its negatives:
+    :math:`\ell_i = -s_{i,p(i)}/\tau + \log\sum_{k \ne i} \exp(s_{i,k}/\tau)`.
+
+    Args:
+        z1: First views. Shape: (B, D), float.
+        z2: Second views. Shape: (B, D), float.
+        temperature: Softmax temperature :math:`\tau > 0`.
+        normalize: Cosine similarity (L2-normalise inside) if True, else the dot product.
+        reduction: ``"mean"`` or ``"sum"`` over the 2B anchors, or ``"none"``.
+        z1_all: First views gathered from every rank (distributed use); ``z1`` if None.
+            Shape: (N, D) with N >= B.
+        z2_all: Second views gathered from every rank. Shape: (N, D).
+        offset: Index of this rank's first row in ``z1_all``/``z2_all``.
+
+    Returns:
+        A scalar, or per-anchor values of shape (2B,) for ``"none"`` (the ``z1`` anchors first).
+
+    Raises:
+        ValueError: If shapes disagree, the batch has fewer than 2 views in total, or
+            ``temperature``/``reduction`` is invalid.
+
+    Examples:
+        >>> z = torch.eye(4)
+        >>> round(nt_xent(z, z, temperature=1.0).item(), 4)  # -1 + log(e + 6)
+        1.1654
+    """
+    _check_common(temperature, reduction)
+    check_ndim(z1, 2, "z1", "(B, D)")
+    check_same_shape(z1, z2, "`z1` and `z2`", "(B, D)")
+    if z1_all is not None or z2_all is not None:
+        if z1_all is None or z2_all is None:
+            raise ValueError("Expected `z1_all` and `z2_all` to be given together, but got one.")
+        check_same_shape(z1_all, z2_all, "`z1_all` and `z2_all`", "(N, D)")
+        check_dim(z1_all, 1, z1.shape[1], "z1_all", "(N, D)")
+    z1, z2 = _normalize(z1, normalize), _normalize(z2, normalize)
+    if z1_all is not None and z2_all is not None:
+        z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
+    logits, self_index, positive_index = _two_view_logits(
+        z1, z2, z1_all, z2_all, offset, temperature
+    )
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    logits[rows, self_index] = float("-inf")
+    per_anchor = F.cross_entropy(logits.float(), positive_index, reduction="none")
+    return reduce(per_anchor.to(z1.dtype), reduction)
+
+
+def info_nce(
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    positive_mask: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    normalize: bool = True,
+    exclude_mask: torch.Tensor | None = None,
+    extra_negatives: torch.Tensor | None = None,
+    reduction: str = "mean",
+    validate_args: bool = True,
+) -> torch.Tensor:
+    r"""General InfoNCE with explicit candidates, any number of positives and extra negatives.
+
+    For anchor :math:`i` with positives :math:`P(i)` among the candidates and denominator set
+    :math:`A(i)` (all candidates and extra negatives not excluded), this is SupCon's
+    :math:`\mathcal{L}^{out}` (Khosla et al., NeurIPS 2020, eq. 2), which is van den Oord et
+    al.'s InfoNCE when each anchor has one positive:
+
+    .. math::
+        \ell_i = -\frac{1}{|P(i)|}\sum_{p \in P(i)} \log
+        \frac{\exp(s_{ip}/\tau)}{\sum_{a \in A(i)} \exp(s_{ia}/\tau)}.
+
+    Anchors without a positive are excluded: their ``"none"`` value is 0 and they do not count
+    in the mean (never NaN).
+
+    Args:
+        anchors: Shape: (B, D), float.
+        candidates: Shape: (M, D), float.
+        positive_mask: True where candidate ``m`` is a positive of anchor ``b``. Shape: (B, M),
+            bool.
+        temperature: Softmax temperature :math:`\tau > 0`.
+        normalize: Cosine similarity if True, else the dot product (MCLRec, PCL-SR).
+        exclude_mask: True where a candidate leaves anchor ``b``'s denominator (e.g. the anchor
+            itself when anchors are among the candidates). Shape: (B, M), bool.
+        extra_negatives: Negatives added to every denominator, e.g. a MoCo queue. Shape: (K, D).
+        reduction: ``"mean"`` (over anchors with a positive), ``"sum"`` or ``"none"``.
+        validate_args: Check that no positive is also excluded (needs the data).
+
+    Returns:
+        A scalar, or per-anchor values of shape (B,) for ``"none"``.
+
+    Raises:
+        ValueError: On shape mismatches, an invalid ``temperature``/``reduction``, or (with
+            ``validate_args``) a positive that is also excluded.
+
+    Examples:
+        >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> info_nce(a, a, torch.eye(2, dtype=torch.bool), temperature=1.0).item() > 0
+        True
+    """
+    _check_common(temperature, reduction)
+    check_ndim(anchors, 2, "anchors", "(B, D)")
+    check_ndim(candidates, 2, "candidates", "(M, D)")
+    check_dim(candidates, 1, anchors.shape[1], "candidates", "(M, D)")
+    expected = (anchors.shape[0], candidates.shape[0])
+    if positive_mask.shape != expected:
+        raise ValueError(
+            f"Expected `positive_mask` to have shape (B, M) = {expected}, "
+            f"but got {tuple(positive_mask.shape)}."
+        )
+    if positive_mask.dtype != torch.bool:
+        raise ValueError(f"Expected `positive_mask` to be bool, but got {positive_mask.dtype}.")
+    if exclude_mask is not None:
+        if exclude_mask.shape != expected:
+            raise ValueError(
+                f"Expected `exclude_mask` to have shape (B, M) = {expected}, "
+                f"but got {tuple(exclude_mask.shape)}."
+            )
+        if validate_args and bool((exclude_mask & positive_mask).any()):
+            raise ValueError("Expected no candidate to be both positive and excluded, but got one.")
+    if extra_negatives is not None:
+        check_ndim(extra_negatives, 2, "extra_negatives", "(K, D)")
+        check_dim(extra_negatives, 1, anchors.shape[1], "extra_negatives", "(K, D)")
+    if validate_args:
+        check_finite(anchors, "anchors")
+
+    anchors = _normalize(anchors, normalize) * (1.0 / temperature)
+    logits = anchors @ _normalize(candidates, normalize).T
+    positives = positive_mask.to(logits.dtype)
+    n_pos = positives.sum(dim=1)
+    pos_mean = (logits * positives).sum(dim=1).float() / n_pos.float().clamp_min(1.0)
+    if exclude_mask is not None:
+        logits = logits.masked_fill(exclude_mask, float("-inf"))
+    if extra_negatives is not None:
+        logits = torch.cat([logits, anchors @ _normalize(extra_negatives, normalize).T], dim=1)
+    has_pos = n_pos > 0
+    per_anchor = torch.where(has_pos, _lse_float(logits) - pos_mean, 0.0).to(anchors.dtype)
+    if reduction == "mean":
+        return per_anchor.sum() / has_pos.sum().clamp_min(1)
+    return reduce(per_anchor, reduction)
+
+
+def _flatten_views(features: torch.Tensor) -> torch.Tensor:
+    """(B, V, D) -> (V * B, D), view-major (all first views, then all second views, ...)."""
+    return features.transpose(0, 1).reshape(-1, features.shape[-1])
+
+
+def sup_con(
+    features: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    temperature: float = 0.1,
+    *,
+    base_temperature: float | None = None,
+    normalize: bool = True,
+    reduction: str = "mean",
+    features_all: torch.Tensor | None = None,
+    labels_all: torch.Tensor | None = None,
+    offset: int = 0,
+    validate_args: bool = True,
+) -> torch.Tensor:
+    r"""Supervised contrastive loss :math:`\mathcal{L}^{sup}_{out}` (Khosla et al., NeurIPS 2020).
+
+    Every view of every sample is an anchor (``contrast_mode="all"``); its positives are the
+    other views with the same label, its denominator every other view. Without ``labels`` the
+    positives are the other views of the same sample (SimCLR with V views).
+
+    Args:
+        features: Views of each sample. Shape: (B, V, D), float.
+        labels: Class of each sample. Shape: (B,), int. None: each sample is its own class.
+        temperature: Softmax temperature :math:`\tau > 0`.
+        base_temperature: If given, the loss is scaled by ``temperature / base_temperature``
+            as in the authors' code (which uses 0.07 for both).
+        normalize: Cosine similarity if True, else the dot product.
+        reduction: ``"mean"`` (over anchors with a positive), ``"sum"`` or ``"none"``.
+        features_all: Features gathered from every rank (distributed use). Shape: (N, V, D).
+        labels_all: Labels gathered from every rank. Shape: (N,).
+        offset: Index of this rank's first sample in ``features_all``.
+        validate_args: Check labels and finiteness (needs the data).
+
+    Returns:
+        A scalar, or per-anchor values of shape (V * B,) for ``"none"``, view-major (all first
+        views, then all second views, ...). An anchor without a positive gives 0.
+
+    Raises:
+        ValueError: On shape mismatches or an invalid ``temperature``/``reduction``.
+
+    Examples:
+        >>> f = torch.nn.functional.normalize(torch.randn(4, 2, 8), dim=-1)
+        >>> sup_con(f, torch.tensor([0, 0, 1, 1])).shape
+        torch.Size([])
+    """
+    check_ndim(features, 3, "features", "(B, V, D)")
+    b, v, _ = features.shape
+    if labels is not None:
+        check_ndim(labels, 1, "labels", "(B,)")
+        check_dim(labels, 0, b, "labels", "(B,)")
+    if features_all is not None and labels is not None and labels_all is None:
+        raise ValueError("Expected `labels_all` with `features_all` when `labels` is given.")
+    if base_temperature is not None:
+        check_positive(base_temperature, "base_temperature")
+    if features_all is None:
+        features_all, labels_all = features, labels
+    check_ndim(features_all, 3, "features_all", "(N, V, D)")
+    if labels is None or labels_all is None:  # each sample is its own class
+        labels = torch.arange(b, device=features.device) + offset
+        labels_all = torch.arange(features_all.shape[0], device=features.device)
+    if features_all.shape[1:] != features.shape[1:]:
+        raise ValueError(
+            f"Expected `features_all` to have shape (N, {v}, {features.shape[2]}), "
+            f"but got {tuple(features_all.shape)}."
+        )
+    n = features_all.shape[0]
+    anchors = _flatten_views(features)
+    candidates = _flatten_views(features_all)
+    anchor_labels = labels.repeat(v)
+    candidate_labels = labels_all.repeat(v)
+    positive_mask = anchor_labels[:, None] == candidate_labels[None, :]
+    self_index = (torch.arange(b, device=features.device) + offset).repeat(v) + torch.arange(
+        v, device=features.device
+    ).repeat_interleave(b) * n
+    exclude = torch.zeros_like(positive_mask)
+    exclude[torch.arange(v * b, device=features.device), self_index] = True
+    positive_mask &= ~exclude
+    loss = info_nce(
+        anchors,
+        candidates,
+        positive_mask,
+        temperature,
+        normalize=normalize,
+        exclude_mask=exclude,
+        reduction=reduction,
+        validate_args=validate_args,
+    )
+    if base_temperature is not None:
+        loss = loss * (temperature / base_temperature)
+    return loss
+
+
+def _dcl_per_anchor(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float,
+    z1_all: torch.Tensor | None,
+    z2_all: torch.Tensor | None,
+    offset: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positive logits (2B,) and log-sum-exp over negatives only (2B,)."""
+    logits, self_index, positive_index = _two_view_logits(
+        z1, z2, z1_all, z2_all, offset, temperature
+    )
+    rows = torch.arange(logits.shape[0], device=logits.device)
+    positive = logits[rows, positive_index]
+    negatives = logits.index_put(
+        (rows, self_index), torch.tensor(float("-inf"), dtype=logits.dtype)
+    )
+    negatives = negatives.index_put(
+        (rows, positive_index), torch.tensor(float("-inf"), dtype=logits.dtype)
+    )
+    return positive, _lse_float(negatives)
+
+
+def _check_two_views(z1: torch.Tensor, z2: torch.Tensor, minimum: int) -> None:
+    check_ndim(z1, 2, "z1", "(B, D)")
+    check_same_shape(z1, z2, "`z1` and `z2`", "(B, D)")
+    if z1.shape[0] < minimum:
+        raise ValueError(f"Expected a batch of at least {minimum} pairs, but got {z1.shape[0]}.")
+
+
+def dcl(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.1,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    z1_all: torch.Tensor | None = None,
+    z2_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    r"""Decoupled contrastive loss (Yeh et al., ECCV 2022).
+
+    NT-Xent without the positive pair in the denominator:
+
+    :math:`\ell_i = -s_{i,p(i)}/\tau + \log\sum_{k \notin \{i, p(i)\}} \exp(s_{i,k}/\tau)`,
+    over both views as anchors (the paper's symmetric loss, one log-sum-exp over the negatives
+    of both views).
+
+    Args:
+        z1: First views. Shape: (B, D), float.
+        z2: Second views. Shape: (B, D), float.
+        temperature: Softmax temperature :math:`\tau > 0`.
+        normalize: Cosine similarity if True, else the dot product.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        z1_all: First views gathered from every rank. Shape: (N, D).
+        z2_all: Second views gathered from every rank. Shape: (N, D).
+        offset: Index of this rank's first row in the gathered tensors.
+
+    Returns:
+        A scalar, or per-anchor values of shape (2B,) for ``"none"``.
+
+    Raises:
+        ValueError: On shape mismatches, fewer than 2 pairs, or invalid hyper-parameters.
+
+    Examples:
+        >>> z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+        >>> dcl(z, z).shape
+        torch.Size([])
+    """
+    _check_common(temperature, reduction)
+    _check_two_views(z1, z2, 2 if z1_all is None else 1)
+    z1, z2 = _normalize(z1, normalize), _normalize(z2, normalize)
+    if z1_all is not None and z2_all is not None:
+        z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
+    positive, negative = _dcl_per_anchor(z1, z2, temperature, z1_all, z2_all, offset)
+    return reduce((negative - positive.float()).to(z1.dtype), reduction)
+
+
+def dclw(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    temperature: float = 0.1,
+    sigma: float = 0.5,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    z1_all: torch.Tensor | None = None,
+    z2_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    r"""Weighted decoupled contrastive loss, DCLW (Yeh et al., ECCV 2022).
+
+    The positive term of :func:`dcl` is weighted by the negative von Mises-Fisher weight
+    :math:`w_i = 2 - \exp(s_i/\sigma) / \mathbb{E}_j[\exp(s_j/\sigma)]`, with
+    :math:`s_i = \langle z^{(1)}_i, z^{(2)}_i \rangle` and the mean over the (global) batch.
+    As in the authors' code, gradients flow through the weights.
+
+    Args:
+        z1: First views. Shape: (B, D), float.
+        z2: Second views. Shape: (B, D), float.
+        temperature: Softmax temperature :math:`\tau > 0`.
+        sigma: Weighting temperature :math:`\sigma > 0`.
+        normalize: Cosine similarity if True, else the dot product.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        z1_all: First views gathered from every rank. Shape: (N, D).
+        z2_all: Second views gathered from every rank. Shape: (N, D).
+        offset: Index of this rank's first row in the gathered tensors.
+
+    Returns:
+        A scalar, or per-anchor values of shape (2B,) for ``"none"``.
+
+    Raises:
+        ValueError: On shape mismatches, fewer than 2 pairs, or invalid hyper-parameters.
+
+    Examples:
+        >>> z = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)
+        >>> dclw(z, z).shape
+        torch.Size([])
+    """
+    _check_common(temperature, reduction)
+    check_positive(sigma, "sigma")
+    _check_two_views(z1, z2, 2 if z1_all is None else 1)
+    z1, z2 = _normalize(z1, normalize), _normalize(z2, normalize)
+    if z1_all is not None and z2_all is not None:
+        z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
+    positive, negative = _dcl_per_anchor(z1, z2, temperature, z1_all, z2_all, offset)
+    b = z1.shape[0]
+    s_all = ((z1 if z1_all is None else z1_all) * (z2 if z2_all is None else z2_all)).sum(1)
+    s_local = s_all[offset : offset + b]
+    log_mean = torch.logsumexp(s_all.float() / sigma, dim=0) - math.log(s_all.shape[0])
+    weight = 2.0 - torch.exp(s_local.float() / sigma - log_mean)
+    weight = torch.cat([weight, weight])
+    return reduce((negative - weight * positive.float()).to(z1.dtype), reduction)
+
+
+def alignment(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float = 2,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    r"""Alignment of positive pairs (Wang & Isola, ICML 2020).
+
+    :math:`\mathbb{E}\,\|x - y\|_2^\alpha` over the pairs :math:`(x_i, y_i)`.
+
+    Args:
+        x: Shape: (B, D), float.
+        y: Shape: (B, D), float.
+        alpha: Exponent :math:`\alpha > 0`.
+        normalize: L2-normalise the inputs first (the paper's setting).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Returns:
+        A scalar, or per-pair values of shape (B,) for ``"none"``.
+
+    Raises:
+        ValueError: On shape mismatches or invalid hyper-parameters.
+
+    Examples:
+        >>> alignment(torch.eye(2), torch.eye(2)).item()
+        0.0
+    """
+    check_reduction(reduction)
+    check_positive(alpha, "alpha")
+    check_ndim(x, 2, "x", "(B, D)")
+    check_same_shape(x, y, "`x` and `y`", "(B, D)")
+    x, y = _normalize(x, normalize), _normalize(y, normalize)
+    sq = (x - y).pow(2).sum(dim=1)
+    per_pair = sq if alpha == 2 else sq.clamp_min(torch.finfo(sq.dtype).tiny).pow(alpha / 2)
+    return reduce(per_pair, reduction)
+
+
+def uniformity(
+    x: torch.Tensor,
+    t: float = 2,
+    *,
+    normalize: bool = True,
+    reduction: str = "mean",
+    x_all: torch.Tensor | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    r"""Uniformity (Wang & Isola, ICML 2020).
+
+    :math:`\log \mathbb{E}_{i<j}\, e^{-t\|x_i - x_j\|_2^2}`.
+
+    ``"mean"`` is the paper's value (the log of the mean over all pairs). ``"none"`` gives each
+    sample's term :math:`u_i = \log \frac{1}{N-1}\sum_{j \ne i} e^{-t\|x_i - x_j\|^2}`, and
+    ``"sum"`` their sum; note that the paper's value is
+    :math:`\log \frac{1}{N}\sum_i e^{u_i}`, not the mean of :math:`u_i`.
+
+    Args:
+        x: Shape: (B, D), float.
+        t: Kernel scale :math:`t > 0`.
+        normalize: L2-normalise the inputs first (the paper's setting).
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        x_all: Samples gathered from every rank (distributed use). Shape: (N, D). With it,
+            ``"mean"`` returns the value of this rank's rows only; the module form combines the
+            ranks.
+        offset: Index of this rank's first row in ``x_all``.
+
+    Returns:
+        A scalar, or per-sample values of shape (B,) for ``"none"``.
+
+    Raises:
+        ValueError: On shape mismatches, fewer than 2 samples, or invalid hyper-parameters.
+
+    Examples:
+        >>> x = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
+        >>> uniformity(x).item()  # antipodal points: log(exp(-2 * 4))
+        -8.0
+    """
+    check_reduction(reduction)
+    check_positive(t, "t")
+    check_ndim(x, 2, "x", "(B, D)")
+    candidates = x if x_all is None else x_all
+    check_ndim(candidates, 2, "x_all", "(N, D)")
+    check_dim(candidates, 1, x.shape[1], "x_all", "(N, D)")
+    if candidates.shape[0] < 2:
+        raise ValueError(f"Expected at least 2 samples, but got {candidates.shape[0]}.")
+    x = _normalize(x, normalize)
+    candidates = _normalize(candidates, normalize)
+    per_row = _uniformity_row_lse(x, candidates, t, offset)
+    n = candidates.shape[0]
+    if reduction == "none":
+        return per_row - math.log(n - 1)
+    if reduction == "sum":
+        return (per_row - math.log(n - 1)).sum()
+    # log of the mean over ordered pairs i != j equals the log-mean over pairs i < j.
+    return torch.logsumexp(per_row, dim=0) - math.log(x.shape[0] * (n - 1))
+
+
+def _uniformity_row_lse(
+    x: torch.Tensor, candidates: torch.Tensor, t: float, offset: int
+) -> torch.Tensor:
+    """Log sum_{j != i} exp(-t ||x_i - c_j||^2) for each local row. Shape: (B,)."""
+    sq = (
+        x.pow(2).sum(1, keepdim=True) + candidates.pow(2).sum(1)[None, :] - 2.0 * (x @ candidates.T)
+    ).clamp_min(0.0)
+    rows = torch.arange(x.shape[0], device=x.device)
+    logits = (-t * sq).index_put((rows, rows + offset), torch.tensor(float("-inf"), dtype=sq.dtype))
+    return _lse_float(logits)
