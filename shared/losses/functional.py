@@ -44,11 +44,14 @@ def _normalize(x: torch.Tensor, normalize: bool) -> torch.Tensor:
     return F.normalize(x, dim=-1) if normalize else x
 
 
+def _up(x: torch.Tensor) -> torch.Tensor:
+    """Upcast float16/bfloat16 to float32; leave float32/float64 alone."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _lse_float(logits: torch.Tensor) -> torch.Tensor:
     """Row-wise log-sum-exp computed in at least float32. Shape: (N, M) -> (N,)."""
-    if logits.dtype in (torch.float16, torch.bfloat16):
-        logits = logits.float()
-    return torch.logsumexp(logits, dim=1)
+    return torch.logsumexp(_up(logits), dim=1)
 
 
 def _check_common(temperature: float, reduction: str) -> None:
@@ -139,7 +142,7 @@ def nt_xent(
     )
     rows = torch.arange(logits.shape[0], device=logits.device)
     logits[rows, self_index] = float("-inf")
-    per_anchor = F.cross_entropy(logits.float(), positive_index, reduction="none")
+    per_anchor = F.cross_entropy(_up(logits), positive_index, reduction="none")
     return reduce(per_anchor.to(z1.dtype), reduction)
 
 
@@ -224,7 +227,7 @@ def info_nce(
     logits = anchors @ _normalize(candidates, normalize).T
     positives = positive_mask.to(logits.dtype)
     n_pos = positives.sum(dim=1)
-    pos_mean = (logits * positives).sum(dim=1).float() / n_pos.float().clamp_min(1.0)
+    pos_mean = _up((logits * positives).sum(dim=1)) / n_pos.clamp_min(1.0).to(_up(logits).dtype)
     if exclude_mask is not None:
         logits = logits.masked_fill(exclude_mask, float("-inf"))
     if extra_negatives is not None:
@@ -408,7 +411,7 @@ def dcl(
     if z1_all is not None and z2_all is not None:
         z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
     positive, negative = _dcl_per_anchor(z1, z2, temperature, z1_all, z2_all, offset)
-    return reduce((negative - positive.float()).to(z1.dtype), reduction)
+    return reduce((negative - _up(positive)).to(z1.dtype), reduction)
 
 
 def dclw(
@@ -462,10 +465,10 @@ def dclw(
     b = z1.shape[0]
     s_all = ((z1 if z1_all is None else z1_all) * (z2 if z2_all is None else z2_all)).sum(1)
     s_local = s_all[offset : offset + b]
-    log_mean = torch.logsumexp(s_all.float() / sigma, dim=0) - math.log(s_all.shape[0])
-    weight = 2.0 - torch.exp(s_local.float() / sigma - log_mean)
+    log_mean = torch.logsumexp(_up(s_all) / sigma, dim=0) - math.log(s_all.shape[0])
+    weight = 2.0 - torch.exp(_up(s_local) / sigma - log_mean)
     weight = torch.cat([weight, weight])
-    return reduce((negative - weight * positive.float()).to(z1.dtype), reduction)
+    return reduce((negative - weight * _up(positive)).to(z1.dtype), reduction)
 
 
 def alignment(
