@@ -348,8 +348,8 @@ def test_validation_errors():
         info_nce(z, z, torch.ones(4, 3, dtype=torch.bool))
     with pytest.raises(ValueError, match="`positive_mask` to be bool"):
         info_nce(z, z, torch.ones(4, 4))
+    eye = torch.eye(4, dtype=torch.bool)
     with pytest.raises(ValueError, match="both positive and excluded"):
-        eye = torch.eye(4, dtype=torch.bool)
         info_nce(z, z, eye, exclude_mask=eye)
     with pytest.raises(ValueError, match="finite"):
         info_nce(torch.full((4, 8), float("nan")), z, torch.eye(4, dtype=torch.bool))
