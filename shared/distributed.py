@@ -39,13 +39,13 @@ class _GatherWithGrad(torch.autograd.Function):
     """all_gather whose backward sums the gradients of every rank and keeps the local slice."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
         dist.all_gather(out, x.contiguous())
         return tuple(out)
 
     @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:
         stacked = torch.stack([g.contiguous() for g in grads])
         dist.all_reduce(stacked, op=dist.ReduceOp.SUM)
         return stacked[dist.get_rank()]

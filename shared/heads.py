@@ -154,5 +154,5 @@ class ContrastiveModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return features and projections."""
-        feats = self.encoder.forward_features(x)  # type: ignore[operator]
+        feats = self.encoder.forward_features(x)
         return feats, self.head(feats)
