@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from shared.losses._chunked import masked_logsumexp
 from shared.validation import (
     check_dim,
     check_finite,
@@ -96,6 +97,7 @@ def nt_xent(
     z1_all: torch.Tensor | None = None,
     z2_all: torch.Tensor | None = None,
     offset: int = 0,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     r"""NT-Xent, SimCLR's normalized temperature-scaled cross-entropy (Chen et al., ICML 2020).
 
@@ -113,6 +115,12 @@ def nt_xent(
             Shape: (N, D) with N >= B.
         z2_all: Second views gathered from every rank. Shape: (N, D).
         offset: Index of this rank's first row in ``z1_all``/``z2_all``.
+        chunk_size: None: the fast path, which holds the (2B, 2N) logits once (float32) and
+            switches to the chunked path by itself when they would exceed 2 GiB
+            (``shared.losses._chunked.AUTO_CHUNK_BYTES``, B > ~11,500 pairs). An int: compute
+            the log-sum-exp over blocks of that many anchor rows and recompute them in
+            backward, so that memory grows linearly with the batch (about ``chunk_size * 2N``
+            logits at a time) for one extra matrix product of time.
 
     Returns:
         A scalar, or per-anchor values of shape (2B,) for ``"none"`` (the ``z1`` anchors first).
@@ -135,14 +143,27 @@ def nt_xent(
         check_same_shape(z1_all, z2_all, "`z1_all` and `z2_all`", "(N, D)")
         check_dim(z1_all, 1, z1.shape[1], "z1_all", "(N, D)")
     z1, z2 = _normalize(z1, normalize), _normalize(z2, normalize)
-    if z1_all is not None and z2_all is not None:
+    b = z1.shape[0]
+    anchors = torch.cat([z1, z2])
+    rows = torch.arange(b, device=z1.device) + offset
+    if z1_all is None or z2_all is None:
+        candidates, n = anchors, b
+        partner1, partner2 = z2, z1
+    else:
         z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
-    logits, self_index, positive_index = _two_view_logits(
-        z1, z2, z1_all, z2_all, offset, temperature
+        candidates, n = torch.cat([z1_all, z2_all]), z1_all.shape[0]
+        partner1, partner2 = z2_all[rows], z1_all[rows]
+    self_index = torch.cat([rows, rows + n])[:, None]
+    # Denominator: log-sum-exp over every view but the anchor itself, without autograd's
+    # (2B, 2N) intermediates (see shared.losses._chunked).
+    lse = masked_logsumexp(
+        anchors, candidates, 1.0 / temperature, self_index, chunk_size=chunk_size
     )
-    rows = torch.arange(logits.shape[0], device=logits.device)
-    logits[rows, self_index] = float("-inf")
-    per_anchor = F.cross_entropy(_up(logits), positive_index, reduction="none")
+    # Numerator: the positive logit, O(B D).
+    positive = torch.cat([(_up(z1) * _up(partner1)).sum(1), (_up(z2) * _up(partner2)).sum(1)]).to(
+        lse.dtype
+    )
+    per_anchor = lse - positive * (1.0 / temperature)
     return reduce(per_anchor.to(z1.dtype), reduction)
 
 
@@ -256,6 +277,7 @@ def sup_con(
     labels_all: torch.Tensor | None = None,
     offset: int = 0,
     validate_args: bool = True,
+    chunk_size: int | None = None,
 ) -> torch.Tensor:
     r"""Supervised contrastive loss :math:`\mathcal{L}^{sup}_{out}` (Khosla et al., NeurIPS 2020).
 
@@ -275,6 +297,11 @@ def sup_con(
         labels_all: Labels gathered from every rank. Shape: (N,).
         offset: Index of this rank's first sample in ``features_all``.
         validate_args: Check labels and finiteness (needs the data).
+        chunk_size: None: the fast path, which holds the (V B, V N) logits once (float32) and
+            switches to the chunked path by itself when they would exceed 2 GiB. An int:
+            blocks of that many anchor rows, recomputed in backward, so that memory grows
+            linearly with the batch. Either way no (V B, V N) mask is built: the positives'
+            mean logit comes from per-class sums of the candidates.
 
     Returns:
         A scalar, or per-anchor values of shape (V * B,) for ``"none"``, view-major (all first
@@ -288,6 +315,7 @@ def sup_con(
         >>> sup_con(f, torch.tensor([0, 0, 1, 1])).shape
         torch.Size([])
     """
+    _check_common(temperature, reduction)
     check_ndim(features, 3, "features", "(B, V, D)")
     b, v, _ = features.shape
     if labels is not None:
@@ -297,6 +325,7 @@ def sup_con(
         raise ValueError("Expected `labels_all` with `features_all` when `labels` is given.")
     if base_temperature is not None:
         check_positive(base_temperature, "base_temperature")
+    gathered = features_all is not None
     if features_all is None:
         features_all, labels_all = features, labels
     check_ndim(features_all, 3, "features_all", "(N, V, D)")
@@ -308,28 +337,44 @@ def sup_con(
             f"Expected `features_all` to have shape (N, {v}, {features.shape[2]}), "
             f"but got {tuple(features_all.shape)}."
         )
+    if validate_args:
+        check_finite(features, "features")
     n = features_all.shape[0]
-    anchors = _flatten_views(features)
-    candidates = _flatten_views(features_all)
+    anchors = _flatten_views(_normalize(features, normalize))
+    candidates = _flatten_views(_normalize(features_all, normalize)) if gathered else anchors
+    device = features.device
+    self_index = (torch.arange(b, device=device) + offset).repeat(v) + torch.arange(
+        v, device=device
+    ).repeat_interleave(b) * n
+    lse = masked_logsumexp(
+        anchors, candidates, 1.0 / temperature, self_index[:, None], chunk_size=chunk_size
+    )
+    # Positives' mean logit, a_i . (sum of same-label candidates - the anchor itself) / |P(i)|,
+    # from per-class sums: O((B + N) V D) instead of a (V B, V N) mask.
     anchor_labels = labels.repeat(v)
     candidate_labels = labels_all.repeat(v)
-    positive_mask = anchor_labels[:, None] == candidate_labels[None, :]
-    self_index = (torch.arange(b, device=features.device) + offset).repeat(v) + torch.arange(
-        v, device=features.device
-    ).repeat_interleave(b) * n
-    exclude = torch.zeros_like(positive_mask)
-    exclude[torch.arange(v * b, device=features.device), self_index] = True
-    positive_mask &= ~exclude
-    loss = info_nce(
-        anchors,
-        candidates,
-        positive_mask,
-        temperature,
-        normalize=normalize,
-        exclude_mask=exclude,
-        reduction=reduction,
-        validate_args=validate_args,
+    classes, candidate_class = torch.unique(candidate_labels, return_inverse=True)
+    work = lse.dtype
+    class_sum = torch.zeros(classes.shape[0], anchors.shape[1], dtype=work, device=device)
+    class_sum = class_sum.index_add(0, candidate_class, candidates.to(work))
+    class_count = torch.bincount(candidate_class, minlength=classes.shape[0])
+    anchor_class = torch.searchsorted(classes, anchor_labels.to(classes.dtype))
+    anchor_class = anchor_class.clamp_max(classes.shape[0] - 1)
+    in_class = (classes[anchor_class] == anchor_labels).to(work)
+    self_in_class = (candidate_labels[self_index] == anchor_labels).to(work)
+    positive_sum = (
+        class_sum[anchor_class] * in_class[:, None]
+        - candidates[self_index].to(work) * self_in_class[:, None]
     )
+    n_pos = class_count[anchor_class].to(work) * in_class - self_in_class
+    has_pos = n_pos > 0
+    positive_mean = (anchors.to(work) * positive_sum).sum(1) / n_pos.clamp_min(1.0)
+    per_anchor = torch.where(has_pos, lse - positive_mean * (1.0 / temperature), 0.0)
+    per_anchor = per_anchor.to(features.dtype)
+    if reduction == "mean":
+        loss = per_anchor.sum() / has_pos.sum().clamp_min(1)
+    else:
+        loss = reduce(per_anchor, reduction)
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
     return loss
