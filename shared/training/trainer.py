@@ -15,6 +15,7 @@ reloads its weights and reports its metrics.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -243,8 +244,8 @@ class Trainer:
             already holds ``state.pt`` is resumed; only rank 0 writes.
         callbacks: Extra :class:`~shared.training.callbacks.Callback` objects, called in order
             after the trainer's own :class:`~shared.training.callbacks.EarlyStopping`.
-        config_dict: The whole experiment config as plain data; written to ``config.yaml``
-            (with ``trainer`` set to ``config``) and compared on resume.
+        config_dict: The whole experiment config (plain data or a dataclass); written to
+            ``config.yaml`` with ``trainer`` set to ``config``, and compared on resume.
 
     Examples:
         >>> class Mean(Task):
@@ -277,6 +278,8 @@ class Trainer:
         self.config = config
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.callbacks = list(callbacks)
+        if dataclasses.is_dataclass(config_dict) and not isinstance(config_dict, type):
+            config_dict = to_dict(config_dict)
         self.config_dict: dict[str, Any] = jsonable(dict(config_dict or {}))
         self.epoch = 0
         self.global_step = 0
@@ -337,8 +340,8 @@ class Trainer:
         )
         self.early_stopping = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
         self.history, self.global_step, self.should_stop, self._best_state = [], 0, False, None
-        start, finished = self._resume(task)
         with self._log_to_run_dir():
+            start, finished = self._resume(task)
             self._write_config()
             if finished:
                 logger.info("%s already finished; reporting its metrics.", self.run_dir)

@@ -416,6 +416,7 @@ print(Trainer(cfg, sys.argv[1], callbacks=[Kill()]).fit(Net(), loader))
 """
 
 
+@pytest.mark.slow  # three subprocesses that import torch: ~10-20 s
 def test_exact_resume_after_sigkill(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(textwrap.dedent(KILL_SCRIPT))
@@ -441,3 +442,24 @@ def test_exact_resume_after_sigkill(tmp_path):
     b = torch.load(tmp_path / "b" / "weights.pt", weights_only=True)
     assert tensors_equal(a, b)
     assert not math.isnan(json.loads((tmp_path / "b" / "metrics.json").read_text())["train/loss"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("amp_dtype", ["float16", "bfloat16"])
+def test_cuda_amp_training_and_resume(tmp_path, amp_dtype):
+    train, val = loaders()
+    cfg = config(device="cuda", amp=True, amp_dtype=amp_dtype, epochs=3, grad_clip=1.0)
+    trainer = Trainer(cfg, tmp_path / "a")
+    metrics = trainer.fit(Classifier(), train, val)
+    assert trainer.amp_dtype == getattr(torch, amp_dtype)
+    assert metrics["acc"] > 0.9
+    state = torch.load(tmp_path / "a" / "state.pt", weights_only=True)
+    assert bool(state["scaler"]) == (amp_dtype == "float16")  # a GradScaler only for fp16
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(cfg, tmp_path / "b", callbacks=[Crash(epoch=1, batch=2)]).fit(
+            Classifier(), train, val
+        )
+    resumed = Trainer(cfg, tmp_path / "b").fit(Classifier(seed=9), train, val)
+    assert resumed["epochs"] == 3
+    assert resumed["train/loss"] == pytest.approx(metrics["train/loss"], rel=1e-2, abs=1e-3)
