@@ -437,8 +437,10 @@ def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
-        return {str(k) if not isinstance(k, (int, float, bool)) else k: _plain(v)
-                for k, v in value.items()}
+        return {
+            str(k) if not isinstance(k, (int, float, bool)) else k: _plain(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple, set, frozenset)):
         return [_plain(v) for v in value]
     if isinstance(value, enum.Enum):
@@ -599,4 +601,3 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     lines: list[str] = []
     _yaml_lines(data, 0, lines)
     return "\n".join(lines) + "\n"
-

@@ -242,7 +242,7 @@ def test_early_stopping_rules():
     assert (copy.best, copy.best_epoch, copy.bad_epochs) == (1.0, 0, 2)
     assert EarlyStopping("x", patience=0).update(1.0, 0)
     with pytest.raises(ValueError, match="mode"):
-        EarlyStopping("x", mode="up")  # type: ignore[arg-type]
+        EarlyStopping("x", mode="up")
 
 
 def test_callback_protocol_and_eval_every(tmp_path):
