@@ -7,6 +7,7 @@ Each loss gets: (a) a reference comparison, (b) analytic values, (c) properties,
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -383,7 +384,12 @@ def test_reductions_consistent(gen, reduction):
         "alignment": alignment(z1, z2, reduction="none"),
     }
     for name, values in per.items():
-        fn = {"nt_xent": nt_xent, "dcl": dcl, "alignment": alignment}[name]
+        fns: dict[str, Callable[..., torch.Tensor]] = {
+            "nt_xent": nt_xent,
+            "dcl": dcl,
+            "alignment": alignment,
+        }
+        fn = fns[name]
         got = fn(z1, z2, reduction=reduction)
         expected = {"mean": values.mean(), "sum": values.sum(), "none": values}[reduction]
         torch.testing.assert_close(got, expected)
