@@ -1,0 +1,169 @@
+"""The ``contrasuite`` command line (also ``python -m pipelines``).
+
+Commands come from :data:`pipelines.common.COMMANDS`, filled by the explicit imports below; a
+domain adds its command group with one more import line. Exit status: 0 on success, 2 on bad
+input (:class:`shared.errors.InputError` or an argparse error: one line on stderr, no
+traceback), 1 on an internal failure (a short message; the traceback with ``--debug`` or
+``CONTRASUITE_DEBUG=1``), 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from collections.abc import Sequence
+
+# The command modules, in the order `contrasuite --help` lists them. Each one registers itself.
+# Keep them light (argparse only; heavy imports inside the handlers).
+import pipelines.demo
+import pipelines.showcase_cli  # noqa: F401
+from pipelines.common import (
+    COMMANDS,
+    PROG,
+    CliParser,
+    HelpFormatter,
+    add_logging_options,
+    debug_enabled,
+    print_error,
+)
+from shared.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = """\
+examples:
+  contrasuite demo                      # every pipeline end to end -> ./contrasuite-demo/index.html
+  contrasuite demo --quick --out /tmp/d # the same in about a minute
+  contrasuite showcase --out runs/core --epochs 50 trainer.lr=1e-3
+  contrasuite showcase --help           # options of one command
+
+Bad input exits with status 2 and one line on stderr; an internal error exits with 1.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the full argument parser from the registered commands.
+
+    Returns:
+        The root parser; each leaf parser sets ``handler`` in its defaults.
+    """
+    parser = CliParser(
+        prog=PROG,
+        description=(
+            "contrasuite: contrastive learning for medicine and recommendation.\n"
+            "One contrastive core (shared/), domain pipelines, one command line."
+        ),
+        epilog=_EPILOG,
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    add_logging_options(parser, top_level=True)
+    sub = parser.add_subparsers(
+        dest="command", metavar="COMMAND", title="commands", parser_class=CliParser
+    )
+    sub.required = True
+    for name, command in COMMANDS.items():
+        cmd_parser = sub.add_parser(
+            name,
+            help=command.help,
+            description=command.description,
+            epilog=command.epilog,
+            formatter_class=HelpFormatter,
+        )
+        add_logging_options(cmd_parser, top_level=False)
+        cmd_parser.set_defaults(_leaf_parser=cmd_parser)
+        command.configure(cmd_parser)
+    return parser
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("contrasuite")
+    except Exception:  # not installed (running from a checkout)
+        return "unknown"
+
+
+def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
+    """Send log records to stderr: INFO by default, DEBUG with ``-v``, WARNING with ``-q``.
+
+    Only the command line configures handlers; library modules just log (style rule 14).
+
+    Args:
+        verbose: How many ``-v`` were given.
+        quiet: How many ``-q`` were given.
+    """
+    level = logging.DEBUG if verbose > 0 else logging.WARNING if quiet > 0 else logging.INFO
+    fmt = "%(levelname)s %(name)s: %(message)s" if verbose > 0 else "%(message)s"
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "_contrasuite", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter(fmt))
+    handler.setLevel(level)  # also when a library lowers its own logger's level (log files)
+    handler._contrasuite = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Third-party chatter stays at WARNING unless asked for twice.
+    noisy_level = logging.DEBUG if verbose > 1 else logging.WARNING
+    for name in ("matplotlib", "PIL", "numba", "h5py", "urllib3", "fsspec"):
+        logging.getLogger(name).setLevel(noisy_level)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``contrasuite`` with ``argv`` (default: ``sys.argv[1:]``).
+
+    Args:
+        argv: The arguments, without the program name.
+
+    Returns:
+        The exit status (0 success, 1 internal error, 2 bad input, 130 interrupted), so that
+        ``sys.exit(main())`` works.
+    """
+    parser = build_parser()
+    try:
+        args, extra = parser.parse_known_args(None if argv is None else list(argv))
+        if extra and isinstance(getattr(args, "overrides", None), list):
+            # key=value settings given between or after options: argparse leaves them over.
+            settings = [a for a in extra if "=" in a and not a.startswith("-")]
+            args.overrides += settings
+            extra = [a for a in extra if a not in settings]
+        if extra:
+            leaf = getattr(args, "_leaf_parser", parser)
+            leaf.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:  # argparse: 0 after --help/--version, 2 on a usage error
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    configure_logging(getattr(args, "verbose", 0), getattr(args, "quiet", 0))
+    handler = getattr(args, "handler", None)
+    if handler is None:  # a command group called without its subcommand
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        status = handler(args)
+    except InputError as err:
+        if debug_enabled(args):
+            traceback.print_exc()
+        print_error(str(err))
+        return 2
+    except KeyboardInterrupt:
+        print_error("interrupted; start the same command again to resume.")
+        return 130
+    except Exception as err:
+        if debug_enabled(args):
+            traceback.print_exc()
+        print_error(
+            f"internal error: {type(err).__name__}: {err} "
+            "(run again with --debug or CONTRASUITE_DEBUG=1 for the traceback)"
+        )
+        return 1
+    return 0 if status is None else int(status)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

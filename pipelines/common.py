@@ -1,0 +1,501 @@
+"""Building blocks shared by every ``contrasuite`` subcommand.
+
+A domain adds its command group in one light module (argparse only; heavy imports such as torch,
+RecBole or MONAI go inside the handler so that ``contrasuite --help`` stays fast) and one import
+line in :mod:`pipelines.cli`::
+
+    from pipelines.common import add_common_options, add_subcommand, register_command
+
+    @register_command("ecg", help="ProtoECGNet on PTB-XL", description=__doc__)
+    def _configure(parser):
+        sub = parser.add_subparsers(dest="ecg_command", metavar="COMMAND", required=True)
+        train = add_subcommand(sub, "train", help="...", description="...", epilog="...")
+        add_common_options(train)
+        train.set_defaults(handler=_train)
+
+    def _train(args) -> int:
+        from pipelines.ecg_pipeline import ECGConfig, run   # heavy imports here
+        cfg = resolve_config(ECGConfig, args)               # YAML < CLI options < key=value
+        run(cfg, out=args.out)
+        return 0
+
+Handlers take the parsed :class:`argparse.Namespace` and return an exit status (or ``None``
+for 0). Bad user input raises :class:`shared.errors.InputError` (exit status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+from pipelines.config_io import read_yaml
+from pipelines.registry import Registry, closest_match
+from shared.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+PROG = "contrasuite"
+DEFAULT_SEED = 2020
+DEVICES = ("auto", "cpu", "cuda")
+
+#: Where the common CLI options land in a pipeline's config dataclass (dotted keys).
+DEFAULT_OPTION_KEYS: Mapping[str, str] = {
+    "seed": "trainer.seed",
+    "device": "trainer.device",
+    "epochs": "trainer.epochs",
+}
+
+C = TypeVar("C")
+Handler = Callable[[argparse.Namespace], "int | None"]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the line breaks of descriptions and example epilogs; wider option column."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32)
+
+
+class CliParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose errors are one line on stderr with a closest-match hint.
+
+    argparse prints the usage and the error over several lines; the suite's contract is one
+    line, ``contrasuite: error: <message>``, and exit status 2. Abbreviated long options are
+    refused (``--epoch`` is an error that suggests ``--epochs``), so that scripts keep working
+    when options are added.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` (with a "did you mean" hint and a pointer to --help) and exit 2."""
+        message = message + self._hint(message)
+        self.exit(2, f"{PROG}: error: {message} (see '{self.prog} --help')\n")
+
+    def _hint(self, message: str) -> str:
+        unknown = re.match(r"unrecognized arguments: (\S+)", message)
+        if unknown and unknown.group(1).startswith("-"):
+            option = unknown.group(1).split("=", 1)[0]
+            hint = closest_match(option, self._option_string_actions)
+            return f"; did you mean {hint!r}?" if hint else ""
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            options = re.findall(r"'([^']*)'", choice.group(2))
+            hint = closest_match(choice.group(1), options)
+            return f"; did you mean {hint!r}?" if hint else ""
+        return ""
+
+
+@dataclass(frozen=True)
+class Command:
+    """A top-level subcommand (or command group) of ``contrasuite``.
+
+    Attributes:
+        name: What users type (``"demo"``, ``"ecg"``).
+        help: One line for the list in ``contrasuite --help``.
+        configure: Adds the command's options (and nested subcommands) to its parser and sets
+            ``handler`` with ``parser.set_defaults(handler=...)``.
+        description: The text at the top of the command's ``--help``.
+        epilog: Examples, shown at the bottom of its ``--help`` as written.
+    """
+
+    name: str
+    help: str
+    configure: Configure
+    description: str = ""
+    epilog: str = ""
+
+
+#: Every top-level command, in the order ``contrasuite --help`` lists them.
+COMMANDS: Registry[Command] = Registry("command")
+
+
+def register_command(
+    name: str, *, help: str, description: str = "", epilog: str = ""
+) -> Callable[[Configure], Configure]:
+    """Register a top-level command whose parser is set up by the decorated function.
+
+    Args:
+        name: What users type.
+        help: One line for ``contrasuite --help``.
+        description: The top of the command's own ``--help``.
+        epilog: Examples for the bottom of its ``--help``.
+
+    Returns:
+        A decorator that registers the function and returns it unchanged.
+
+    Raises:
+        ValueError: If ``name`` is already registered.
+    """
+
+    def decorator(configure: Configure) -> Configure:
+        COMMANDS.add(name, Command(name, help, configure, description or help, epilog))
+        return configure
+
+    return decorator
+
+
+def add_subcommand(
+    subparsers: Any,
+    name: str,
+    *,
+    help: str,
+    description: str = "",
+    epilog: str = "",
+) -> argparse.ArgumentParser:
+    """Add a subcommand parser with the suite's help formatting and logging options.
+
+    Args:
+        subparsers: The object returned by ``parser.add_subparsers()``.
+        name: What users type.
+        help: One line for the parent's ``--help``.
+        description: The top of the subcommand's ``--help``.
+        epilog: Examples, shown as written.
+
+    Returns:
+        The new parser.
+    """
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description or help,
+        epilog=epilog,
+        formatter_class=HelpFormatter,
+    )
+    add_logging_options(parser, top_level=False)
+    parser.set_defaults(_leaf_parser=parser)
+    return parser
+
+
+def add_logging_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """Add ``-v/--verbose``, ``-q/--quiet`` and ``--debug`` to ``parser``.
+
+    Subcommand parsers get them with suppressed defaults, so that ``contrasuite -v demo`` and
+    ``contrasuite demo -v`` mean the same thing.
+
+    Args:
+        parser: The parser to extend.
+        top_level: ``True`` for the root parser (which holds the defaults).
+    """
+    default: Any = 0 if top_level else argparse.SUPPRESS
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=default,
+        help="more log messages (DEBUG); repeatable",
+    )
+    group.add_argument(
+        "-q",
+        "--quiet",
+        action="count",
+        default=default,
+        help="only warnings and errors, and no progress bars",
+    )
+    group.add_argument(
+        "--debug",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="show the full traceback of an internal error (also: CONTRASUITE_DEBUG=1)",
+    )
+
+
+def add_common_options(
+    parser: argparse.ArgumentParser,
+    *,
+    out_required: bool = True,
+    default_out: str | None = None,
+    out_help: str = "run folder to write (created; an existing run there is resumed)",
+    overrides: bool = True,
+) -> None:
+    """Add the options every train/evaluate command shares (see contract.md).
+
+    ``--out DIR``, ``--seed N``, ``--device cpu|cuda|auto``, ``--epochs N``,
+    ``--config FILE.yaml`` and trailing ``key=value`` overrides. ``--seed``, ``--device`` and
+    ``--epochs`` default to ``None`` here so that a value in the YAML file is not clobbered;
+    the config dataclass holds the real defaults (seed 2020, device auto).
+
+    Args:
+        parser: The subcommand's parser.
+        out_required: Whether ``--out`` must be given.
+        default_out: The default of ``--out`` when it is optional.
+        out_help: Help text of ``--out``.
+        overrides: Whether to accept trailing ``key=value`` arguments.
+    """
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--out",
+        metavar="DIR",
+        required=out_required,
+        default=default_out,
+        help=out_help + (f" (default: {default_out})" if default_out else ""),
+    )
+    group.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=None,
+        help=f"random seed (default: {DEFAULT_SEED})",
+    )
+    group.add_argument(
+        "--device",
+        choices=DEVICES,
+        default=None,
+        help="where to train: cpu, cuda, or auto = cuda when available (default: auto)",
+    )
+    group.add_argument(
+        "--epochs",
+        metavar="N",
+        type=_positive_int,
+        default=None,
+        help="number of training epochs (default: the config's)",
+    )
+    group.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        default=None,
+        help="YAML file with settings; options and key=value arguments override it",
+    )
+    if overrides:
+        parser.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="KEY=VALUE",
+            default=[],
+            help="override any config setting, e.g. trainer.lr=3e-4 (dotted keys of the "
+            "config; an unknown key is an error naming the closest valid one)",
+        )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def cli_overrides(
+    args: argparse.Namespace, option_keys: Mapping[str, str] = DEFAULT_OPTION_KEYS
+) -> list[str]:
+    """Turn the common options given on the command line into ``key=value`` overrides.
+
+    Args:
+        args: The parsed arguments.
+        option_keys: Maps an option's ``dest`` to its dotted config key.
+
+    Returns:
+        ``["trainer.seed=7", ...]`` for the options that were given (not ``None``).
+    """
+    out = []
+    for dest, key in option_keys.items():
+        value = getattr(args, dest, None)
+        if value is not None:
+            out.append(f"{key}={value}")
+    return out
+
+
+def resolve_config(
+    cls: type[C],
+    args: argparse.Namespace,
+    *,
+    option_keys: Mapping[str, str] = DEFAULT_OPTION_KEYS,
+    defaults: Mapping[str, Any] | None = None,
+) -> C:
+    """Build a pipeline's frozen config from its defaults, the YAML file, options and overrides.
+
+    Later sources win: the dataclass defaults, then ``defaults`` (e.g. ``--quick`` settings),
+    then ``--config FILE.yaml``, then the common options (``--seed``, ``--device``,
+    ``--epochs``; see ``option_keys``), then the trailing ``key=value`` arguments. ``-q`` turns
+    the trainer's progress bars off when the config has ``trainer.progress``.
+
+    Args:
+        cls: The pipeline's config dataclass.
+        args: The parsed arguments (``config``, ``overrides`` and the options of
+            ``option_keys`` are read when present).
+        option_keys: Maps an option's ``dest`` to its dotted config key.
+        defaults: A nested mapping of settings applied before the YAML file.
+
+    Returns:
+        The resolved, frozen config.
+
+    Raises:
+        InputError: On a missing or invalid YAML file, an unknown key (the message names the
+            closest valid one), a value of the wrong type, or ``cuda`` asked for on a machine
+            without CUDA.
+    """
+    from shared.config import apply_overrides
+
+    config_file = getattr(args, "config", None)
+    if config_file:
+        cfg = build_config(
+            cls, defaults or {}, read_yaml(config_file), source=f"config file {config_file!r}"
+        )
+    else:
+        cfg = build_config(cls, defaults or {}, source="defaults")
+    overrides = cli_overrides(args, option_keys)
+    if getattr(args, "quiet", 0) and _has_key(cls, "trainer.progress"):
+        overrides.insert(0, "trainer.progress=false")
+    overrides += list(getattr(args, "overrides", None) or [])
+    for item in overrides:
+        if "=" not in item or item.startswith("="):
+            raise InputError(
+                f"Expected a setting as KEY=VALUE (e.g. trainer.lr=3e-4), but got {item!r}."
+            )
+    cfg = apply_overrides(cfg, overrides)
+    device_key = option_keys.get("device")
+    if device_key is not None:
+        check_device(str(_get_key(cfg, device_key)))
+    return cfg
+
+
+def build_config(cls: type[C], *layers: Mapping[str, Any], source: str = "config") -> C:
+    """Build ``cls`` from its defaults with nested mappings laid over them in order.
+
+    The start is ``cls()`` turned into a plain dict, so that defaults given by a parent
+    dataclass to a nested one (``trainer: TrainerConfig = field(default_factory=...)``) survive
+    a layer that sets only some of the nested keys.
+
+    Args:
+        cls: The config dataclass.
+        *layers: Nested mappings; later ones win, key by key.
+        source: Where the last layer came from, for error messages.
+
+    Returns:
+        The config.
+
+    Raises:
+        InputError: On an unknown key (naming the closest valid one) or a bad value.
+    """
+    from shared.config import from_dict, to_dict
+
+    try:
+        data = to_dict(cls())
+    except TypeError:  # a field without a default: the layers must give it
+        data = {}
+    for layer in layers:
+        data = _deep_merge(data, layer)
+    return from_dict(cls, data, source=source)
+
+
+def check_device(device: str) -> str:
+    """Check that ``device`` can be used here; ``"auto"`` is always fine.
+
+    Args:
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+
+    Returns:
+        ``device`` unchanged.
+
+    Raises:
+        InputError: If CUDA is asked for but not available, or the name is unknown.
+    """
+    if device in ("auto", "cpu"):
+        return device
+    if device == "cuda" or device.startswith("cuda:"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(
+                f"--device {device}: CUDA is not available on this machine "
+                f"(torch {torch.__version__} finds no GPU). Use --device cpu or --device auto."
+            )
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise InputError(
+                f"--device {device}: expected a GPU index below {torch.cuda.device_count()}."
+            )
+        return device
+    hint = closest_match(device, DEVICES)
+    raise InputError(
+        f"Expected the device to be one of auto, cpu, cuda, but got {device!r}."
+        + (f" Did you mean {hint!r}?" if hint else "")
+    )
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _deep_merge(dict(out[key]), value)
+        elif isinstance(value, Mapping):
+            out[key] = _deep_merge({}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def _get_key(cfg: Any, dotted: str) -> Any:
+    obj = cfg
+    for part in dotted.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _has_key(cls: Any, dotted: str) -> bool:
+    import dataclasses
+    import typing
+
+    obj = cls
+    for part in dotted.split("."):
+        if not dataclasses.is_dataclass(obj):
+            return False
+        hints = typing.get_type_hints(obj)
+        if part not in hints:
+            return False
+        obj = hints[part]
+    return True
+
+
+def debug_enabled(args: argparse.Namespace | None = None) -> bool:
+    """Whether tracebacks of internal errors are shown (``--debug`` or ``CONTRASUITE_DEBUG=1``)."""
+    env = os.environ.get("CONTRASUITE_DEBUG", "").strip().lower()
+    return bool(getattr(args, "debug", False)) or env not in ("", "0", "false", "no")
+
+
+def print_error(message: str) -> None:
+    """Print ``contrasuite: error: <message>`` as one line on stderr."""
+    one_line = " ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"{PROG}: error: {one_line}", file=sys.stderr)
+
+
+def parse_names(text: str, registry: Registry[Any]) -> list[str]:
+    """Parse a comma-separated list of registered names (``"a,b"``), keeping the given order.
+
+    Args:
+        text: The user's list.
+        registry: Where the names must be registered.
+
+    Returns:
+        The names, without duplicates.
+
+    Raises:
+        InputError: If a name is unknown (the message lists the available ones and the
+            closest match) or the list is empty.
+    """
+    names: list[str] = []
+    for raw in text.split(","):
+        name = raw.strip()
+        if not name:
+            continue
+        registry.get(name)
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise InputError(
+            f"Expected a comma-separated list of {registry.kind}s "
+            f"({', '.join(registry.names())}), but got {text!r}."
+        )
+    return names

@@ -1,0 +1,413 @@
+"""``contrasuite demo``: every registered pipeline end to end, with one HTML index.
+
+Each demo step writes its own folder ``DIR/<step>/`` and returns a :class:`DemoResult`; the
+command then writes ``DIR/index.html`` (a table of every step's headline numbers, links to its
+files, and the step's own summary) and ``DIR/demo.json`` (the same numbers as JSON).
+
+A domain adds its step with :func:`register_demo_step` in its light command module and one
+import line in :mod:`pipelines.cli`; the step function does its heavy imports when it runs::
+
+    @register_demo_step("ecg", title="ProtoECGNet on synthetic PTB-XL")
+    def _ecg_demo(ctx: DemoContext) -> DemoResult:
+        from pipelines.ecg_pipeline import demo_step
+        return demo_step(ctx)
+
+Steps must be re-runnable into the same folder: finished runs are reused, interrupted ones
+resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    DEFAULT_SEED,
+    DEVICES,
+    check_device,
+    debug_enabled,
+    parse_names,
+    register_command,
+)
+from pipelines.config_io import atomic_write_text
+from pipelines.registry import Registry
+from pipelines.report import esc, html_link, html_page, html_table
+from shared.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DEMO_STEPS", "DemoContext", "DemoResult", "DemoStep", "register_demo_step", "run_demo"]
+
+DEFAULT_OUT = "contrasuite-demo"
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What a demo step is told.
+
+    Attributes:
+        out_dir: The step's own folder, ``DIR/<step>`` (may already hold an earlier run).
+        quick: ``--quick``: small settings, the whole demo in about a minute.
+        seed: Random seed.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        progress: Whether the Trainer shows progress bars.
+        smoke: Test-only, even smaller than ``quick`` (hidden ``--smoke`` option).
+    """
+
+    out_dir: Path
+    quick: bool = False
+    seed: int = DEFAULT_SEED
+    device: str = "auto"
+    progress: bool = True
+    smoke: bool = False
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What a demo step reports back for the index page.
+
+    Attributes:
+        title: A heading for the step's section.
+        metrics: Headline numbers for the index table (plain floats/ints), e.g.
+            ``{"probe_acc/supcon": 0.98}``.
+        summary_html: An HTML fragment (tables, embedded figures) shown in the index. Relative
+            links in it must be relative to ``DIR`` (prefix them with the step name).
+        links: ``{label: path relative to the step folder}`` of the step's files to link.
+        notes: One line shown under the title (what was run, on which data).
+    """
+
+    title: str
+    metrics: Mapping[str, float | int] = field(default_factory=dict)
+    summary_html: str = ""
+    links: Mapping[str, str] = field(default_factory=dict)
+    notes: str = ""
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """A registered demo step.
+
+    Attributes:
+        name: Its folder name and what ``--steps`` accepts.
+        title: A one-line description.
+        run: The function that runs the step.
+    """
+
+    name: str
+    title: str
+    run: Callable[[DemoContext], DemoResult]
+
+
+#: The demo's steps, in the order they run.
+DEMO_STEPS: Registry[DemoStep] = Registry("demo step")
+
+
+def register_demo_step(
+    name: str, *, title: str
+) -> Callable[[Callable[[DemoContext], DemoResult]], Callable[[DemoContext], DemoResult]]:
+    """Register a demo step under ``name``.
+
+    Args:
+        name: Folder name and ``--steps`` name (letters, digits, ``-``, ``_``).
+        title: One line describing the step.
+
+    Returns:
+        A decorator that registers the step function and returns it unchanged.
+
+    Raises:
+        ValueError: If the name is already taken or is not a valid folder name.
+    """
+    if not name or not all(ch.isalnum() or ch in "-_" for ch in name):
+        raise ValueError(f"Expected a demo step name of letters, digits, '-', '_', got {name!r}.")
+
+    def decorator(
+        fn: Callable[[DemoContext], DemoResult],
+    ) -> Callable[[DemoContext], DemoResult]:
+        DEMO_STEPS.add(name, DemoStep(name, title, fn))
+        return fn
+
+    return decorator
+
+
+@dataclass
+class _Outcome:
+    step: DemoStep
+    status: str  # "ok" | "failed"
+    seconds: float
+    result: DemoResult | None = None
+    error: str = ""
+
+
+def run_demo(
+    out: str | Path,
+    *,
+    steps: list[str] | None = None,
+    quick: bool = False,
+    seed: int = DEFAULT_SEED,
+    device: str = "auto",
+    progress: bool = True,
+    smoke: bool = False,
+    debug: bool = False,
+) -> int:
+    """Run demo steps into ``out`` and write ``out/index.html`` and ``out/demo.json``.
+
+    A step that fails is reported in the index (the others still run).
+
+    Args:
+        out: The demo folder.
+        steps: Names of the steps to run (default: all, in registration order).
+        quick: Small settings.
+        seed: Random seed.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        progress: Show progress bars.
+        smoke: Test-only tiny settings.
+        debug: Log the traceback of a failing step.
+
+    Returns:
+        0 when every step succeeded, 1 otherwise.
+
+    Raises:
+        InputError: If ``out`` exists and is not a folder, or a step name is unknown.
+    """
+    out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {str(out_dir)!r} exists and is not a folder.")
+    names = list(steps) if steps is not None else list(DEMO_STEPS.names())
+    chosen = [DEMO_STEPS.get(n) for n in names]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    outcomes: list[_Outcome] = []
+    for i, step in enumerate(chosen, 1):
+        logger.info(
+            "[demo %d/%d] %s: %s -> %s", i, len(chosen), step.name, step.title, out_dir / step.name
+        )
+        ctx = DemoContext(
+            out_dir=out_dir / step.name,
+            quick=quick,
+            seed=seed,
+            device=device,
+            progress=progress,
+            smoke=smoke,
+        )
+        t0 = time.perf_counter()
+        try:
+            result = step.run(ctx)
+        except KeyboardInterrupt:
+            raise
+        except Exception as err:
+            seconds = time.perf_counter() - t0
+            logger.error(
+                "[demo] step %r failed after %.1f s: %s: %s",
+                step.name,
+                seconds,
+                type(err).__name__,
+                err,
+                exc_info=debug,
+            )
+            outcomes.append(_Outcome(step, "failed", seconds, error=f"{type(err).__name__}: {err}"))
+            continue
+        seconds = time.perf_counter() - t0
+        logger.info("[demo] %s done in %.1f s", step.name, seconds)
+        outcomes.append(_Outcome(step, "ok", seconds, result=result))
+    total = time.time() - started
+    settings = {"quick": quick, "seed": seed, "device": device, "smoke": smoke}
+    atomic_write_text(out_dir / "demo.json", _demo_json(outcomes, settings, total))
+    index = atomic_write_text(out_dir / "index.html", _index_html(outcomes, settings, total))
+    failed = [o.step.name for o in outcomes if o.status != "ok"]
+    if failed:
+        logger.error(
+            "[demo] %d of %d steps failed (%s); see %s",
+            len(failed),
+            len(outcomes),
+            ", ".join(failed),
+            index,
+        )
+        return 1
+    logger.info("[demo] finished in %.1f s; open %s", total, index.resolve())
+    return 0
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _demo_json(outcomes: list[_Outcome], settings: Mapping[str, Any], total: float) -> str:
+    data = {
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": dict(settings),
+        "seconds": round(total, 2),
+        "steps": {
+            o.step.name: {
+                "title": o.result.title if o.result else o.step.title,
+                "status": o.status,
+                "seconds": round(o.seconds, 2),
+                "metrics": {
+                    k: _json_number(v) for k, v in (o.result.metrics if o.result else {}).items()
+                },
+                "links": {
+                    k: f"{o.step.name}/{v}" for k, v in (o.result.links if o.result else {}).items()
+                },
+                **({"error": o.error} if o.error else {}),
+            }
+            for o in outcomes
+        },
+    }
+    return json.dumps(data, indent=2) + "\n"
+
+
+def _index_html(outcomes: list[_Outcome], settings: Mapping[str, Any], total: float) -> str:
+    rows = []
+    for o in outcomes:
+        title = o.result.title if o.result else o.step.title
+        status = f'<span class="{esc(o.status)}">{esc(o.status)}</span>'
+        headline = ""
+        links = ""
+        if o.result:
+            headline = "<br>".join(
+                f"{esc(k)} = {esc(_fmt(v))}" for k, v in o.result.metrics.items()
+            )
+            links = " · ".join(
+                html_link(f"{o.step.name}/{href}", label) for label, href in o.result.links.items()
+            )
+        else:
+            headline = esc(o.error)
+        rows.append(
+            [
+                html_link(f"{o.step.name}/", o.step.name),
+                title,
+                status,
+                headline,
+                f"{o.seconds:.1f}",
+                links,
+            ]
+        )
+    table = html_table(
+        ["step", "what", "status", "headline numbers", "seconds", "files"],
+        rows,
+        raw_html_columns=(0, 2, 3, 4, 5),
+    )
+    sections = []
+    for o in outcomes:
+        if not o.result:
+            sections.append(
+                f'<h2 id="{esc(o.step.name)}">{esc(o.step.title)}</h2>\n'
+                f'<p class="failed">Failed: {esc(o.error)}</p>'
+            )
+            continue
+        notes = f'<p class="note">{esc(o.result.notes)}</p>\n' if o.result.notes else ""
+        sections.append(
+            f'<h2 id="{esc(o.step.name)}">{esc(o.result.title)}</h2>\n{notes}'
+            f"{o.result.summary_html}"
+        )
+    mode = "smoke" if settings.get("smoke") else "quick" if settings.get("quick") else "full"
+    subtitle = (
+        f"{len(outcomes)} step(s), {mode} settings, seed {settings.get('seed')}, "
+        f"device {settings.get('device')}, {total:.0f} s; "
+        f"written {datetime.now().strftime('%Y-%m-%d %H:%M')}"
+    )
+    body = (
+        table
+        + "\n"
+        + "\n".join(sections)
+        + (
+            '\n<p class="note">Every step folder is a run folder: config.yaml, metrics.json, '
+            "history.csv, log.txt, weights.pt, state.pt. Re-running the same command reuses "
+            "finished runs.</p>"
+        )
+    )
+    return html_page(
+        "contrasuite demo", body, subtitle=subtitle, meta={"generator": "contrasuite demo"}
+    )
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+_DEMO_EPILOG = """\
+examples:
+  contrasuite demo                        # full settings, into ./contrasuite-demo
+  contrasuite demo --quick --out /tmp/d   # small settings, about a minute on 2 CPU cores
+  contrasuite demo --steps core           # only some steps (comma-separated)
+  contrasuite demo --list                 # list the steps
+
+Each step writes DIR/<step>/ (its run folders); DIR/index.html links and summarizes them and
+opens offline. Running the same command again reuses finished runs and resumes interrupted ones.
+"""
+
+
+@register_command(
+    "demo",
+    help="the main job: every pipeline end to end on embedded data -> DIR/index.html",
+    description=(
+        "Run every registered demo step end to end on data shipped with the install (no\n"
+        "network), each into DIR/<step>/, and write DIR/index.html linking their results."
+    ),
+    epilog=_DEMO_EPILOG,
+)
+def _configure_demo(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default=DEFAULT_OUT,
+        help=f"demo folder (default: ./{DEFAULT_OUT})",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small settings: the whole demo in about a minute on a laptop CPU",
+    )
+    parser.add_argument(
+        "--steps",
+        metavar="A,B",
+        default=None,
+        help="run only these steps (default: all; see --list)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the demo steps and exit")
+    parser.add_argument(
+        "--seed",
+        metavar="N",
+        type=int,
+        default=DEFAULT_SEED,
+        help=f"random seed (default: {DEFAULT_SEED})",
+    )
+    parser.add_argument(
+        "--device",
+        choices=DEVICES,
+        default="auto",
+        help="cpu, cuda, or auto = cuda when available (default: auto)",
+    )
+    # Test-only: even smaller than --quick (the end-to-end test of the test suite).
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
+    parser.set_defaults(handler=_demo_command)
+
+
+def _demo_command(args: argparse.Namespace) -> int:
+    if args.list:
+        for name, step in DEMO_STEPS.items():
+            print(f"{name:12s} {step.title}")
+        return 0
+    steps = parse_names(args.steps, DEMO_STEPS) if args.steps is not None else None
+    check_device(args.device)
+    return run_demo(
+        args.out,
+        steps=steps,
+        quick=args.quick or args.smoke,
+        seed=args.seed,
+        device=args.device,
+        progress=not getattr(args, "quiet", 0),
+        smoke=args.smoke,
+        debug=debug_enabled(args),
+    )

@@ -1,0 +1,315 @@
+"""The command line: help texts, exit codes and one-line errors (contract.md, "Errors")."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _command_paths() -> list[tuple[str, ...]]:
+    """Every command path of the parser: (), ("demo",), ("showcase",), ("ecg", "train"), ..."""
+    paths: list[tuple[str, ...]] = []
+
+    def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...]) -> None:
+        paths.append(prefix)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, (*prefix, name))
+
+    walk(build_parser(), ())
+    return paths
+
+
+def _one_line_error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
+    assert "Traceback" not in err
+    assert lines[0].startswith("contrasuite: error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("path", _command_paths(), ids=lambda p: " ".join(p) or "contrasuite")
+def test_help_of_every_command_exits_0(cli, path):
+    result = cli(*path, "--help")
+    assert result.code == 0
+    assert "usage: contrasuite" in result.out
+    assert result.err == ""
+    if path:  # every command explains itself with examples
+        assert "example" in result.out
+
+
+def test_every_registered_command_is_listed(cli):
+    from pipelines.common import COMMANDS
+
+    out = cli("--help").out
+    assert set(COMMANDS.names()) >= {"demo", "showcase"}
+    for name in COMMANDS.names():
+        assert name in out
+
+
+def test_python_m_pipelines_help():
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipelines", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: contrasuite" in proc.stdout
+
+
+def test_console_script_help():
+    script = Path(sys.executable).parent / "contrasuite"
+    if not script.exists():
+        found = shutil.which("contrasuite")
+        if found is None:
+            pytest.skip("the contrasuite console script is not installed")
+        script = Path(found)
+    proc = subprocess.run(
+        [str(script), "demo", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "--quick" in proc.stdout
+
+
+def test_no_command_is_a_usage_error(cli):
+    result = cli()
+    assert result.code == 2
+    assert "COMMAND" in _one_line_error(result.err)
+
+
+def test_unknown_command_suggests_the_closest(cli):
+    result = cli("dem")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "'dem'" in line
+    assert "did you mean 'demo'" in line
+
+
+def test_unknown_option_names_it_and_suggests(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path / "run"), "--epoch", "3")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "--epoch" in line
+    assert "did you mean '--epochs'" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_option_of_demo(cli, tmp_path):
+    result = cli("demo", "--out", str(tmp_path), "--bogus")
+    assert result.code == 2
+    assert "--bogus" in _one_line_error(result.err)
+
+
+def test_bad_option_value(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path), "--epochs", "0")
+    assert result.code == 2
+    assert "--epochs" in _one_line_error(result.err)
+
+
+def test_missing_required_out(cli):
+    result = cli("showcase")
+    assert result.code == 2
+    assert "--out" in _one_line_error(result.err)
+
+
+def test_unknown_config_key_names_the_closest(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path / "run"), "trainer.epoch=3")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "trainer.epoch" in line
+    assert "trainer.epochs" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_override_with_a_wrong_type(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path), "trainer.epochs=many")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "trainer.epochs" in line
+    assert "integer" in line
+
+
+def test_setting_without_equals_sign(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path), "trainer.epochs")
+    assert result.code == 2
+    assert "KEY=VALUE" in _one_line_error(result.err)
+
+
+def test_missing_config_file(cli, tmp_path):
+    missing = tmp_path / "nope.yaml"
+    result = cli("showcase", "--out", str(tmp_path / "run"), "--config", str(missing))
+    assert result.code == 2
+    assert str(missing) in _one_line_error(result.err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("trainer: [1, 2\n", "not valid YAML"),
+        ("trainer:\n  epochs: 3\n    lr: 2\n", "not valid YAML"),
+        ("- 1\n- 2\n", "mapping"),
+        ("trainr:\n  epochs: 3\n", "trainer"),
+        ("trainer:\n  epochs: three\n", "trainer.epochs"),
+    ],
+    ids=["unclosed", "indentation", "list", "unknown-key", "wrong-type"],
+)
+def test_bad_config_file(cli, tmp_path, text, expected):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    result = cli("showcase", "--out", str(out), "--config", str(config))
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "bad.yaml" in line
+    assert expected in line
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # nothing written or lost
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+@pytest.mark.parametrize("command", ["showcase", "demo"])
+def test_cuda_without_a_gpu(cli, tmp_path, command):
+    result = cli(command, "--out", str(tmp_path / "run"), "--device", "cuda")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "cuda" in line.lower()
+    assert "--device cpu" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_unknown_demo_step(cli, tmp_path):
+    result = cli("demo", "--out", str(tmp_path / "d"), "--steps", "cor")
+    assert result.code == 2
+    line = _one_line_error(result.err)
+    assert "'cor'" in line
+    assert "core" in line
+    assert "Did you mean 'core'" in line
+    assert not (tmp_path / "d").exists()
+
+
+def test_demo_list(cli):
+    result = cli("demo", "--list")
+    assert result.code == 0
+    assert "core" in result.out
+
+
+def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "batch_size: 32\ntrainer:\n  epochs: 7\n  lr: 0.5\n  seed: 5\nprobe:\n  cs: [0.5, 2]\n"
+    )
+    result = cli(
+        "showcase",
+        "--out",
+        str(tmp_path),
+        "--config",
+        str(config),
+        "--epochs",
+        "9",
+        "trainer.lr=0.25",
+        "--print-config",
+    )
+    assert result.code == 0, result.err
+    import yaml
+
+    cfg = yaml.safe_load(result.out)
+    assert cfg["trainer"]["epochs"] == 9  # --epochs beats the file
+    assert cfg["trainer"]["lr"] == 0.25  # key=value beats the file
+    assert cfg["trainer"]["seed"] == 5  # an option not given leaves the file's value
+    assert cfg["batch_size"] == 32
+    assert cfg["probe"]["cs"] == [0.5, 2.0]
+    # nested defaults of the showcase survive a file that sets only some trainer keys
+    assert cfg["trainer"]["scheduler"] == "cosine"
+    assert cfg["trainer"]["weights"] == "last"
+    assert list(tmp_path.iterdir()) == [config]  # --print-config writes nothing
+
+
+def test_defaults_seed_and_device(cli, tmp_path):
+    result = cli("showcase", "--out", str(tmp_path), "--print-config")
+    import yaml
+
+    cfg = yaml.safe_load(result.out)
+    assert cfg["trainer"]["seed"] == 2020
+    assert cfg["trainer"]["device"] == "auto"
+    assert cfg["trainer"]["progress"] is True
+    quiet = yaml.safe_load(cli("showcase", "-q", "--out", str(tmp_path), "--print-config").out)
+    assert quiet["trainer"]["progress"] is False
+
+
+def test_settings_between_options_are_accepted(cli, tmp_path):
+    result = cli(
+        "showcase", "trainer.lr=0.125", "--out", str(tmp_path), "batch_size=16", "--print-config"
+    )
+    assert result.code == 0, result.err
+    assert "lr: 0.125" in result.out
+    assert "batch_size: 16" in result.out
+
+
+def test_internal_error_exits_1_without_traceback(cli, tmp_path, monkeypatch):
+    import pipelines.showcase
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(pipelines.showcase, "run_showcase", boom)
+    monkeypatch.delenv("CONTRASUITE_DEBUG", raising=False)
+    result = cli("showcase", "--out", str(tmp_path))
+    assert result.code == 1
+    line = _one_line_error(result.err)
+    assert "RuntimeError: boom" in line
+    assert "--debug" in line
+
+    result = cli("showcase", "--debug", "--out", str(tmp_path))
+    assert result.code == 1
+    assert "Traceback" in result.err
+    assert "RuntimeError: boom" in result.err
+
+    monkeypatch.setenv("CONTRASUITE_DEBUG", "1")
+    result = cli("showcase", "--out", str(tmp_path))
+    assert "Traceback" in result.err
+
+
+def test_main_uses_sys_argv(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", ["contrasuite", "--version"])
+    assert main() == 0
+    assert "contrasuite" in capsys.readouterr().out
+
+
+def test_subprocess_error_is_one_line_and_exit_2(tmp_path):
+    env = {**os.environ, "CONTRASUITE_DEBUG": "0"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipelines",
+            "showcase",
+            "--out",
+            str(tmp_path),
+            "--config",
+            str(tmp_path / "missing.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert _one_line_error(proc.stderr).count("missing.yaml") == 1

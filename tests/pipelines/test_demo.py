@@ -1,0 +1,127 @@
+"""``contrasuite demo`` end to end (tiny settings), re-runs, and failing steps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipelines.demo import DEMO_STEPS, DemoContext, DemoResult, DemoStep
+
+RUN_FILES = {"config.yaml", "metrics.json", "history.csv", "log.txt", "weights.pt", "state.pt"}
+
+
+def _check_demo_folder(out: Path, suffix: str, min_acc: float) -> dict:
+    index = (out / "index.html").read_text()
+    assert index.startswith("<!DOCTYPE html>")
+    assert 'href="core/report.html"' in index
+    assert "data:image/png;base64," in index  # the embedding plot, embedded
+    assert "linear probe acc" in index
+    assert "uniformity" in index
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["steps"]["core"]["status"] == "ok"
+    core = out / "core"
+    assert {"report.html", "metrics.json", "config.yaml", "embedding.png"} <= {
+        p.name for p in core.iterdir()
+    }
+    for method in ("simclr", "supcon"):
+        run = core / f"{method}{suffix}"
+        assert RUN_FILES <= {p.name for p in run.iterdir()}, run
+        weights = torch.load(run / "weights.pt", weights_only=True)
+        assert any(k.startswith("encoder.") for k in weights)
+        torch.load(run / "state.pt", weights_only=True)
+    metrics = json.loads((core / "metrics.json").read_text())["probe"]
+    for name in ("pixels", "simclr", "supcon"):
+        assert metrics[name]["probe_acc"] > min_acc, (name, metrics[name])  # chance is 0.1
+        assert metrics[name]["alignment"] >= 0
+    return metrics
+
+
+def test_demo_smoke_end_to_end_and_rerun(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--smoke", "-q", "--out", str(out))
+    assert result.code == 0, result.err
+    first = _check_demo_folder(out, "-smoke", 0.5)
+    history = (out / "core" / "simclr-smoke" / "history.csv").read_text()
+
+    # Again into the same folder: the finished runs are reused, not retrained.
+    result = cli("demo", "--smoke", "-q", "--out", str(out))
+    assert result.code == 0, result.err
+    second = _check_demo_folder(out, "-smoke", 0.5)
+    assert (out / "core" / "simclr-smoke" / "history.csv").read_text() == history
+    for name in ("simclr", "supcon"):
+        assert second[name]["probe_acc"] == pytest.approx(first[name]["probe_acc"])
+
+
+def test_showcase_refuses_a_run_folder_of_another_config(cli, tmp_path):
+    out = tmp_path / "run"
+    assert cli("showcase", "--smoke", "-q", "--out", str(out), "methods=simclr").code == 0
+    weights = (out / "simclr" / "weights.pt").read_bytes()
+    metrics = (out / "metrics.json").read_text()
+    result = cli("showcase", "--smoke", "-q", "--out", str(out), "methods=simclr", "trainer.lr=0.1")
+    assert result.code == 2
+    lines = [ln for ln in result.err.splitlines() if ln.strip()]
+    assert lines[-1].startswith("contrasuite: error: ")
+    assert "different config" in lines[-1]
+    assert "Traceback" not in result.err
+    assert (out / "simclr" / "weights.pt").read_bytes() == weights  # nothing lost
+    assert (out / "metrics.json").read_text() == metrics
+
+
+def test_a_failing_step_is_reported_and_the_others_still_run(cli, tmp_path, monkeypatch):
+    def broken(ctx: DemoContext) -> DemoResult:
+        raise RuntimeError("synthetic failure")
+
+    def fine(ctx: DemoContext) -> DemoResult:
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.out_dir / "result.txt").write_text("ok")
+        return DemoResult(
+            title="fine step",
+            metrics={"acc": 0.9},
+            summary_html="<p>fine</p>",
+            links={"result": "result.txt"},
+        )
+
+    entries = DEMO_STEPS._entries
+    monkeypatch.setattr(
+        DEMO_STEPS,
+        "_entries",
+        {
+            "broken": DemoStep("broken", "a broken step", broken),
+            "fine": DemoStep("fine", "a fine step", fine),
+        },
+    )
+    out = tmp_path / "demo"
+    result = cli("demo", "-q", "--out", str(out))
+    assert result.code == 1
+    assert "synthetic failure" in result.err
+    assert "Traceback" not in result.err
+    index = (out / "index.html").read_text()
+    assert "synthetic failure" in index
+    assert 'href="fine/result.txt"' in index
+    assert "<p>fine</p>" in index
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["steps"]["broken"]["status"] == "failed"
+    assert summary["steps"]["fine"]["metrics"] == {"acc": 0.9}
+    monkeypatch.setattr(DEMO_STEPS, "_entries", entries)
+
+
+def test_demo_out_must_be_a_folder(cli, tmp_path):
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    result = cli("demo", "--smoke", "--out", str(afile))
+    assert result.code == 2
+    assert "not a folder" in result.err
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.slow
+def test_demo_quick_numbers_mean_something(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--quick", "-q", "--out", str(out))
+    assert result.code == 0, result.err
+    metrics = _check_demo_folder(out, "-quick", 0.9)
+    assert metrics["supcon"]["probe_acc"] >= metrics["pixels"]["probe_acc"]
+    assert metrics["simclr"]["probe_acc"] >= metrics["pixels"]["probe_acc"] - 0.02
