@@ -659,6 +659,7 @@ def write_synthetic_ptbxl(
     header_names = [name.upper() for name in LEAD_NAMES]
     start_date = datetime(1984, 11, 9, 9, 0, 0)
     patients_in_fold: dict[int, list[float]] = {}
+    new_patients = rng.permutation(max(22000, 2 * n_records))[:n_records] + 1
     for i in tqdm(
         range(n_records),
         desc="Writing synthetic PTB-XL",
@@ -683,7 +684,7 @@ def write_synthetic_ptbxl(
         if same_fold and rng.random() < 0.1:
             patient = same_fold[int(rng.integers(len(same_fold)))]
         else:
-            patient = float(rng.integers(1, 22000))
+            patient = float(new_patients[i])
         same_fold.append(patient)
         abnormal = [c for c in codes if c not in RHYTHM_CLASSES and c != "NORM"]
         age = rng.normal(66, 12) if abnormal else rng.normal(48, 17)
