@@ -23,7 +23,10 @@ Data API (this package's front door; everything else builds on it):
   optional per-lead standardization fit on folds 1-8 only (``PTBXL.mean``/``PTBXL.std``).
 * Every data problem raises :class:`PTBXLError` (a :class:`shared.errors.InputError`: exit
   status 2 on the command line) naming the file, column or record.
-* :func:`write_synthetic_ptbxl` writes a learnable synthetic data set in the same layout.
+* :func:`write_synthetic_ptbxl` writes a learnable synthetic data set in the same layout
+  (``contrasuite ecg synth``); :data:`SYNTH_CODES` are the statements it emits (rhythm: SR,
+  STACH, SBRAD, AFIB; morphology: IMI, ASMI, CLBBB, CRBBB, ISCLA, STD_, STE_, LVH; global:
+  NORM, DIG). With ``label_set="all"`` the other 57 columns are all zero.
 """
 
 from medical.ecg.cache import ArrayCache, default_cache_dir
@@ -49,6 +52,7 @@ from medical.ecg.data import (
     read_record,
     read_statements,
 )
+from medical.ecg.synth import SYNTH_CODES, simulate_ecg, write_synthetic_ptbxl
 
 __all__ = [
     "BRANCHES",
@@ -59,6 +63,7 @@ __all__ = [
     "RECORD_SECONDS",
     "SAMPLING_RATES",
     "SPLITS",
+    "SYNTH_CODES",
     "ArrayCache",
     "CSVError",
     "PTBXLError",
@@ -73,4 +78,6 @@ __all__ = [
     "read_database",
     "read_record",
     "read_statements",
+    "simulate_ecg",
+    "write_synthetic_ptbxl",
 ]

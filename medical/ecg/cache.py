@@ -41,6 +41,7 @@ __all__ = [
     "file_sha256",
     "files_fingerprint",
     "stable_hash",
+    "stat_files",
 ]
 
 PathLike = str | os.PathLike[str]
@@ -90,7 +91,20 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-def files_fingerprint(paths: Sequence[Path]) -> str:
+def stat_files(paths: Sequence[PathLike]) -> list[os.stat_result | None]:
+    """``os.stat`` of each path, ``None`` where the file is missing or unreadable."""
+    out: list[os.stat_result | None] = []
+    for path in paths:
+        try:
+            out.append(os.stat(path))
+        except OSError:
+            out.append(None)
+    return out
+
+
+def files_fingerprint(
+    paths: Sequence[PathLike], stats: Sequence[os.stat_result | None] | None = None
+) -> str:
     """A cheap digest of many files' existence, sizes and modification times.
 
     Used to notice that a record file changed after its cache entry was written (a ``stat``
@@ -98,17 +112,20 @@ def files_fingerprint(paths: Sequence[Path]) -> str:
 
     Args:
         paths: The files, in a fixed order.
+        stats: Their :func:`stat_files` results when already at hand.
 
     Returns:
         A hex digest; a missing file counts as a distinct state.
     """
+    if stats is None:
+        stats = stat_files(paths)
     digest = hashlib.sha256()
-    for path in paths:
-        try:
-            st = os.stat(path)
-            digest.update(f"{path.name}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            digest.update(f"{path.name}:missing;".encode())
+    for path, st in zip(paths, stats):
+        name = os.path.basename(path)
+        if st is None:
+            digest.update(f"{name}:missing;".encode())
+        else:
+            digest.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
     return digest.hexdigest()[:16]
 
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import logging
 import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -41,6 +42,7 @@ from medical.ecg.cache import (
     file_sha256,
     files_fingerprint,
     stable_hash,
+    stat_files,
 )
 from shared.errors import InputError
 from shared.validation import closest
@@ -383,10 +385,14 @@ def read_database(
                 ecg_id=int(ecg_id),
             )
     known = dict.fromkeys(statements.index)
-    frame["scp_codes"] = [
-        _parse_scp_codes(path, ecg_id, text, known)
-        for ecg_id, text in zip(frame.index, frame["scp_codes"])
-    ]
+    parsed: dict[Any, dict[str, float]] = {}  # many ECGs share one scp_codes text
+    codes = []
+    for ecg_id, text in zip(frame.index, frame["scp_codes"]):
+        key = text if isinstance(text, str) else None
+        if key not in parsed:
+            parsed[key] = _parse_scp_codes(path, ecg_id, text, known)
+        codes.append(dict(parsed[key]))
+    frame["scp_codes"] = codes
     return frame
 
 
@@ -534,6 +540,12 @@ def branch_groups(names: Sequence[str]) -> dict[str, list[int]]:
 # Records and preprocessing
 
 
+@functools.lru_cache(maxsize=16)
+def _butter_highpass(order: int, cutoff: float, fs: float) -> tuple[np.ndarray, np.ndarray]:
+    b, a = scipy.signal.butter(order, cutoff, btype="highpass", fs=fs)
+    return b, a
+
+
 def highpass_filter(
     signals: np.ndarray, sampling_rate: float, cutoff: float = 0.5, order: int = 1
 ) -> np.ndarray:
@@ -557,7 +569,7 @@ def highpass_filter(
         >>> bool(np.abs(highpass_filter(drift, 100)[100:-100]).max() < 0.2)
         True
     """
-    b, a = scipy.signal.butter(order, cutoff, btype="highpass", fs=sampling_rate)
+    b, a = _butter_highpass(order, float(cutoff), float(sampling_rate))
     return scipy.signal.filtfilt(b, a, np.asarray(signals, dtype=np.float64), axis=-1).astype(
         np.float32
     )
@@ -568,46 +580,10 @@ def _record_files(root: Path, record: str) -> tuple[Path, Path]:
     return base.with_name(base.name + ".hea"), base.with_name(base.name + ".dat")
 
 
-def read_record(
-    data_dir: PathLike,
-    record: str,
-    *,
-    sampling_rate: int = 100,
-    ecg_id: Any = None,
-) -> np.ndarray:
-    """Read and check one WFDB record of PTB-XL.
-
-    Args:
-        data_dir: The PTB-XL folder.
-        record: The record path relative to it, as in ``filename_lr`` / ``filename_hr``.
-        sampling_rate: The rate the record must have (100 or 500 Hz).
-        ecg_id: For messages.
-
-    Returns:
-        The signals in mV, shape (12, T) with T = 10 * sampling_rate, float32, leads in the
-        order of :data:`LEAD_NAMES`.
-
-    Raises:
-        RecordError: If the header or signal file is missing or unreadable, the header lists
-            another number of leads, other lead names, another sampling rate or length, or
-            units other than mV, the ``.dat`` file is shorter than the header says, or a sample
-            is NaN (the WFDB "no value" sample).
-    """
-    root = Path(data_dir)
-    hea, dat = _record_files(root, record)
-
-    def fail(problem: str) -> RecordError:
-        return RecordError(record, problem, ecg_id=ecg_id, root=root)
-
-    if not hea.is_file():
-        raise fail(f"expected the header file {hea}, but it does not exist.")
-    try:
-        header = wfdb.rdheader(str(hea.with_suffix("")))
-    except Exception as exc:  # wfdb raises many types on a malformed header
-        raise fail(
-            f"expected a WFDB header in {hea.name}, but wfdb could not parse it: "
-            f"{type(exc).__name__}: {exc}"
-        ) from None
+def _check_header(
+    header: Any, hea: Path, sampling_rate: int, fail: Callable[[str], RecordError]
+) -> list[str]:
+    """Check a wfdb header (or record) against PTB-XL; returns the lead names as written."""
     n_sig = int(header.n_sig or 0)
     if n_sig != len(LEAD_NAMES):
         raise fail(
@@ -652,10 +628,61 @@ def read_record(
                 f"expected {dat.name} to hold {needed} bytes ({length} samples x {n_sig} "
                 f"leads, format {fmt}), but it has {size}: the file is truncated."
             )
+    return names
+
+
+def read_record(
+    data_dir: PathLike,
+    record: str,
+    *,
+    sampling_rate: int = 100,
+    ecg_id: Any = None,
+) -> np.ndarray:
+    """Read and check one WFDB record of PTB-XL.
+
+    Args:
+        data_dir: The PTB-XL folder.
+        record: The record path relative to it, as in ``filename_lr`` / ``filename_hr``.
+        sampling_rate: The rate the record must have (100 or 500 Hz).
+        ecg_id: For messages.
+
+    Returns:
+        The signals in mV, shape (12, T) with T = 10 * sampling_rate, float32, leads in the
+        order of :data:`LEAD_NAMES`.
+
+    Raises:
+        RecordError: If the header or signal file is missing or unreadable, the header lists
+            another number of leads, other lead names, another sampling rate or length, or
+            units other than mV, the ``.dat`` file is shorter than the header says, or a sample
+            is NaN (the WFDB "no value" sample).
+    """
+    root = Path(data_dir)
+    hea, _ = _record_files(root, record)
+
+    def fail(problem: str) -> RecordError:
+        return RecordError(record, problem, ecg_id=ecg_id, root=root)
+
+    if not hea.is_file():
+        raise fail(f"expected the header file {hea}, but it does not exist.")
+    base = str(hea.with_suffix(""))
+    # One wfdb call reads header and samples (wfdb's header parsing is most of its cost);
+    # when it fails, the header alone is read to say what is wrong.
     try:
-        rec = wfdb.rdrecord(str(hea.with_suffix("")), return_res=32)
-    except Exception as exc:
+        rec = wfdb.rdrecord(base, return_res=32)
+    except Exception as exc:  # wfdb raises many types on malformed input
+        try:
+            header = wfdb.rdheader(base)
+        except Exception as header_exc:
+            raise fail(
+                f"expected a WFDB header in {hea.name}, but wfdb could not parse it: "
+                f"{type(header_exc).__name__}: {header_exc}"
+            ) from None
+        _check_header(header, hea, sampling_rate, fail)
         raise fail(f"wfdb could not read the samples: {type(exc).__name__}: {exc}") from None
+    names = _check_header(rec, hea, sampling_rate, fail)
+    upper = [n.upper() for n in names]
+    wanted = [n.upper() for n in LEAD_NAMES]
+    length, n_sig = RECORD_SECONDS * sampling_rate, len(LEAD_NAMES)
     signal = np.asarray(rec.p_signal, dtype=np.float32)
     if signal.shape != (length, n_sig):
         raise fail(f"expected {length} x {n_sig} samples, but read {signal.shape}.")
@@ -987,10 +1014,12 @@ def load_ptbxl(
     database = database.sort_index(kind="stable").sort_values("strat_fold", kind="stable")
 
     records = [str(r).strip() for r in database[column]]
-    files = [f for r in records for f in _record_files(root, r)]
-    fingerprint = files_fingerprint(files)
+    prefix = str(root) + os.sep
+    files = [prefix + r + suffix for r in records for suffix in (".hea", ".dat")]
+    stats = stat_files(files)
+    fingerprint = files_fingerprint(files, stats)
     if missing == "skip":
-        absent = [not (h.exists() or d.exists()) for h, d in zip(files[0::2], files[1::2])]
+        absent = [h is None and d is None for h, d in zip(stats[0::2], stats[1::2])]
         if any(absent):
             gone = [r for r, a in zip(records, absent) if a]
             logger.warning(
