@@ -195,7 +195,7 @@ def test_splits_are_contiguous_memmap_views(small: Path, tmp_path: Path) -> None
         np.testing.assert_array_equal(part.signals[0], ds.signals[row])
         np.testing.assert_array_equal(part.labels[0], ds.labels[row])
     with pytest.raises(InputError, match="Did you mean 'val'"):
-        ds.split("vali")  # type: ignore[arg-type]
+        ds.split("vali")
     with pytest.raises(InputError, match="fold 9"):
         parts["test"].split("val")
 
@@ -645,4 +645,5 @@ def test_real_subset_500_hz(shared_data: Path, subset_cache: Path) -> None:
     a = np.asarray(lo.signals[lo.index_of(1)])[1]
     b = np.asarray(hi.signals[hi.index_of(1)])[1, ::5]
     assert np.corrcoef(a, b)[0, 1] > 0.9
+    assert hi.cache_file is not None
     assert os.path.getsize(hi.cache_file) >= 100 * 12 * 5000 * 4
