@@ -65,9 +65,12 @@ def _block_logits(
     return logits
 
 
-def _finite_or_zero(x: torch.Tensor) -> torch.Tensor:
-    """Replace -inf (a row whose candidates are all excluded) by 0 so that x - x is not NaN."""
-    return torch.where(torch.isneginf(x), torch.zeros((), dtype=x.dtype, device=x.device), x)
+def _no_neg_inf_(x: torch.Tensor) -> torch.Tensor:
+    """Raise -inf (a row whose candidates are all excluded) to the lowest finite value, in place.
+
+    Then ``logit - x`` is -inf, not NaN, for the excluded entries of such a row.
+    """
+    return x.clamp_min_(torch.finfo(x.dtype).min)
 
 
 class _StoredLSE(torch.autograd.Function):
@@ -83,7 +86,7 @@ class _StoredLSE(torch.autograd.Function):
     ) -> torch.Tensor:
         scaled = anchors * scale
         expd = _block_logits(scaled, candidates, exclude)
-        row_max = _finite_or_zero(expd.amax(dim=1))
+        row_max = _no_neg_inf_(expd.amax(dim=1))
         expd.sub_(row_max[:, None]).exp_()  # in place: the only (B, M) buffer
         total = expd.sum(dim=1)
         ctx.save_for_backward(scaled, candidates, expd, total)
@@ -100,7 +103,8 @@ class _StoredLSE(torch.autograd.Function):
     def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         scaled, candidates, expd, total = ctx.saved_tensors
         # d lse_i / d logit_ik = e_ik / total_i; the row weight goes onto the thin operands.
-        weight = torch.where(total > 0, grad / total, torch.zeros_like(total))
+        # total >= 1 unless the row is all excluded (then its e_ik are all 0).
+        weight = grad / total.clamp_min(1.0)
         grad_anchors = grad_candidates = None
         if ctx.needs_input_grad[0]:
             grad_anchors = (expd @ candidates).mul_((weight * ctx.scale)[:, None])
@@ -145,7 +149,7 @@ class _ChunkedLSE(torch.autograd.Function):
     def _backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         scaled, candidates, exclude, lse = ctx.saved_tensors
         chunk_size = ctx.chunk_size
-        lse = _finite_or_zero(lse)
+        lse = _no_neg_inf_(lse.clone())
         want_a, want_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_anchors = torch.empty_like(scaled) if want_a else None
         grad_candidates = torch.zeros_like(candidates) if want_c else None

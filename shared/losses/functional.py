@@ -142,17 +142,15 @@ def nt_xent(
             raise ValueError("Expected `z1_all` and `z2_all` to be given together, but got one.")
         check_same_shape(z1_all, z2_all, "`z1_all` and `z2_all`", "(N, D)")
         check_dim(z1_all, 1, z1.shape[1], "z1_all", "(N, D)")
-    z1, z2 = _normalize(z1, normalize), _normalize(z2, normalize)
     b = z1.shape[0]
-    anchors = torch.cat([z1, z2])
+    anchors = _normalize(torch.cat([z1, z2]), normalize)
     rows = torch.arange(b, device=z1.device) + offset
     if z1_all is None or z2_all is None:
         candidates, n = anchors, b
-        partner1, partner2 = z2, z1
+        partners = anchors.roll(b, dims=0)  # [z2; z1]
     else:
-        z1_all, z2_all = _normalize(z1_all, normalize), _normalize(z2_all, normalize)
-        candidates, n = torch.cat([z1_all, z2_all]), z1_all.shape[0]
-        partner1, partner2 = z2_all[rows], z1_all[rows]
+        candidates, n = _normalize(torch.cat([z1_all, z2_all]), normalize), z1_all.shape[0]
+        partners = candidates[torch.cat([rows + n, rows])]
     self_index = torch.cat([rows, rows + n])[:, None]
     # Denominator: log-sum-exp over every view but the anchor itself, without autograd's
     # (2B, 2N) intermediates (see shared.losses._chunked).
@@ -160,9 +158,7 @@ def nt_xent(
         anchors, candidates, 1.0 / temperature, self_index, chunk_size=chunk_size
     )
     # Numerator: the positive logit, O(B D).
-    positive = torch.cat([(_up(z1) * _up(partner1)).sum(1), (_up(z2) * _up(partner2)).sum(1)]).to(
-        lse.dtype
-    )
+    positive = (_up(anchors) * _up(partners)).sum(1).to(lse.dtype)
     per_anchor = lse - positive * (1.0 / temperature)
     return reduce(per_anchor.to(z1.dtype), reduction)
 
@@ -329,9 +325,6 @@ def sup_con(
     if features_all is None:
         features_all, labels_all = features, labels
     check_ndim(features_all, 3, "features_all", "(N, V, D)")
-    if labels is None or labels_all is None:  # each sample is its own class
-        labels = torch.arange(b, device=features.device) + offset
-        labels_all = torch.arange(features_all.shape[0], device=features.device)
     if features_all.shape[1:] != features.shape[1:]:
         raise ValueError(
             f"Expected `features_all` to have shape (N, {v}, {features.shape[2]}), "
@@ -343,32 +336,19 @@ def sup_con(
     anchors = _flatten_views(_normalize(features, normalize))
     candidates = _flatten_views(_normalize(features_all, normalize)) if gathered else anchors
     device = features.device
-    self_index = (torch.arange(b, device=device) + offset).repeat(v) + torch.arange(
-        v, device=device
-    ).repeat_interleave(b) * n
+    rows = torch.arange(b, device=device) + offset
+    self_index = rows.repeat(v) + torch.arange(v, device=device).repeat_interleave(b) * n
     lse = masked_logsumexp(
         anchors, candidates, 1.0 / temperature, self_index[:, None], chunk_size=chunk_size
     )
-    # Positives' mean logit, a_i . (sum of same-label candidates - the anchor itself) / |P(i)|,
-    # from per-class sums: O((B + N) V D) instead of a (V B, V N) mask.
-    anchor_labels = labels.repeat(v)
-    candidate_labels = labels_all.repeat(v)
-    classes, candidate_class = torch.unique(candidate_labels, return_inverse=True)
-    work = lse.dtype
-    class_sum = torch.zeros(classes.shape[0], anchors.shape[1], dtype=work, device=device)
-    class_sum = class_sum.index_add(0, candidate_class, candidates.to(work))
-    class_count = torch.bincount(candidate_class, minlength=classes.shape[0])
-    anchor_class = torch.searchsorted(classes, anchor_labels.to(classes.dtype))
-    anchor_class = anchor_class.clamp_max(classes.shape[0] - 1)
-    in_class = (classes[anchor_class] == anchor_labels).to(work)
-    self_in_class = (candidate_labels[self_index] == anchor_labels).to(work)
-    positive_sum = (
-        class_sum[anchor_class] * in_class[:, None]
-        - candidates[self_index].to(work) * self_in_class[:, None]
-    )
-    n_pos = class_count[anchor_class].to(work) * in_class - self_in_class
+    if labels is None or labels_all is None:  # each sample is its own class
+        positive_sum, n_pos = _same_sample_positives(candidates, self_index, rows, v, lse.dtype)
+    else:
+        positive_sum, n_pos = _same_label_positives(
+            candidates, labels, labels_all, self_index, v, gathered, lse.dtype
+        )
     has_pos = n_pos > 0
-    positive_mean = (anchors.to(work) * positive_sum).sum(1) / n_pos.clamp_min(1.0)
+    positive_mean = (_up(anchors) * positive_sum).sum(1) / n_pos.clamp_min(1.0)
     per_anchor = torch.where(has_pos, lse - positive_mean * (1.0 / temperature), 0.0)
     per_anchor = per_anchor.to(features.dtype)
     if reduction == "mean":
@@ -378,6 +358,60 @@ def sup_con(
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
     return loss
+
+
+def _same_sample_positives(
+    candidates: torch.Tensor,
+    self_index: torch.Tensor,
+    rows: torch.Tensor,
+    v: int,
+    work: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of each anchor's positives (the other views of its sample) and their number.
+
+    Shapes: candidates (V N, D) view-major, self_index (V B,), rows (B,) -> (V B, D), (V B,).
+    """
+    cand = candidates.to(work)
+    per_sample = cand.view(v, -1, cand.shape[1]).sum(0)  # (N, D): all views of each sample
+    positive_sum = per_sample[rows].repeat(v, 1) - cand[self_index]
+    n_pos = torch.full((self_index.shape[0],), v - 1.0, dtype=work, device=cand.device)
+    return positive_sum, n_pos
+
+
+def _same_label_positives(
+    candidates: torch.Tensor,
+    labels: torch.Tensor,
+    labels_all: torch.Tensor,
+    self_index: torch.Tensor,
+    v: int,
+    gathered: bool,
+    work: torch.dtype,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of each anchor's positives (same label, not itself) and their number.
+
+    From per-class sums of the candidates: O((V N + C) D), no (V B, V N) mask.
+    Shapes: candidates (V N, D), labels (B,), labels_all (N,), self_index (V B,)
+    -> (V B, D), (V B,).
+    """
+    cand = candidates.to(work)
+    classes, inverse, counts = torch.unique(labels_all, return_inverse=True, return_counts=True)
+    class_sum = torch.zeros(classes.shape[0], cand.shape[1], dtype=work, device=cand.device)
+    class_sum = class_sum.index_add(0, inverse.repeat(v), cand)
+    if not gathered:  # anchors are the candidates: every anchor's class is known, self in it
+        anchor_class = inverse.repeat(v)
+        positive_sum = class_sum[anchor_class] - cand
+        n_pos = (counts[anchor_class] * v - 1).to(work)
+        return positive_sum, n_pos
+    anchor_labels = labels.repeat(v)
+    anchor_class = torch.searchsorted(classes, anchor_labels.to(classes.dtype))
+    anchor_class = anchor_class.clamp_max(classes.shape[0] - 1)
+    in_class = (classes[anchor_class] == anchor_labels).to(work)
+    self_in_class = (labels_all.repeat(v)[self_index] == anchor_labels).to(work)
+    positive_sum = (
+        class_sum[anchor_class] * in_class[:, None] - cand[self_index] * self_in_class[:, None]
+    )
+    n_pos = (counts[anchor_class] * v).to(work) * in_class - self_in_class
+    return positive_sum, n_pos
 
 
 def _dcl_per_anchor(

@@ -186,14 +186,15 @@ def test_sup_con_matches_masked_reference(gen):
         torch.testing.assert_close(got.detach(), expected)
 
 
-def test_sup_con_chunked_distributed_arguments(gen):
+@pytest.mark.parametrize("with_labels", [True, False])
+def test_sup_con_chunked_distributed_arguments(gen, with_labels):
     f_all = randn(6, 2, 4, gen=gen)
-    labels_all = torch.tensor([0, 1, 0, 1, 2, 2])
+    labels_all = torch.tensor([0, 1, 0, 1, 2, 2]) if with_labels else None
 
     def fn(chunk_size):
         return lambda x: sup_con(
             x[2:4],
-            labels_all[2:4],
+            None if labels_all is None else labels_all[2:4],
             0.2,
             features_all=x,
             labels_all=labels_all,
@@ -223,7 +224,7 @@ def test_sup_con_chunked_gradcheck(gen):
 def test_chunked_bf16_autocast_is_finite_and_close(gen, tau):
     z1 = torch.randn(16, 32, generator=gen)
     z2 = torch.randn(16, 32, generator=gen)
-    f, labels = torch.stack([z1, z2], 1), torch.arange(16) % 4
+    labels = torch.arange(16) % 4
     cases = {
         "nt_xent": lambda x, y: nt_xent(x, y, tau, chunk_size=5),
         "sup_con": lambda x, y: sup_con(torch.stack([x, y], 1), labels, tau, chunk_size=5),
@@ -234,12 +235,11 @@ def test_chunked_bf16_autocast_is_finite_and_close(gen, tau):
         b = z2.clone().requires_grad_(True)
         with torch.autocast("cpu", dtype=torch.bfloat16):
             low = fn(a @ torch.eye(32), b @ torch.eye(32))  # bf16 activations, as from a head
-        low.backward()
+        grad_a, grad_b = torch.autograd.grad(low, (a, b))
         assert torch.isfinite(low), name
-        assert torch.isfinite(a.grad).all(), name
-        assert torch.isfinite(b.grad).all(), name
+        assert torch.isfinite(grad_a).all(), name
+        assert torch.isfinite(grad_b).all(), name
         assert low.item() == pytest.approx(full.item(), rel=0.05, abs=0.05 / tau * 0.1), name
-    assert f.shape == (16, 2, 32)
 
 
 def test_half_inputs_small_temperature_chunked(gen):
