@@ -454,6 +454,14 @@ class FusionOutput:
 class ProtoECGNet(nn.Module):
     """The branches and the fusion classifier over all their similarities.
 
+    ``logits = fusion((s - fusion_mean) / fusion_std)``. The two buffers are 0 and 1 (the
+    official fusion on raw similarities) unless the fusion stage standardizes its inputs with
+    training-set statistics (``stages.fusion_input="standardized"``): the cosines of
+    sigmoid features all lie close to 1 (spread ~0.01), which a linear layer from the default
+    initialisation learns to separate only very slowly. Standardizing is an affine
+    reparametrisation of the same linear model, so explanations stay exact:
+    prototype ``j`` adds ``W[c, j] * (s_j - mean_j) / std_j`` to logit ``c``.
+
     Args:
         branches: Branch name -> branch, concatenated in :data:`BRANCHES` order (unknown
             names after them, in the given order).
@@ -464,6 +472,9 @@ class ProtoECGNet(nn.Module):
     Raises:
         ValueError: If a branch's ``label_index`` does not match its class count.
     """
+
+    fusion_mean: Tensor
+    fusion_std: Tensor
 
     def __init__(
         self,
@@ -486,6 +497,8 @@ class ProtoECGNet(nn.Module):
         total = sum(b.num_prototypes for b in self.branch_list())
         self.num_classes = num_classes
         self.fusion = nn.Linear(total, num_classes, bias=True)
+        self.register_buffer("fusion_mean", torch.zeros(total))
+        self.register_buffer("fusion_std", torch.ones(total))
 
     def label_index(self, name: str) -> Tensor:
         """Indices of branch ``name``'s classes in the fused label set. Shape: (C_b,), long."""
@@ -521,7 +534,24 @@ class ProtoECGNet(nn.Module):
         """
         outs = {name: branch(x) for name, branch in self.branches.items()}
         sims = torch.cat([o.similarities for o in outs.values()], dim=1)
-        return FusionOutput(self.fusion(sims), sims, outs)
+        return FusionOutput(self.fusion(self.fusion_input(sims)), sims, outs)
+
+    def fusion_input(self, similarities: Tensor) -> Tensor:
+        """Standardize concatenated similarities for the fusion layer. Shape: (B, sum P)."""
+        return (similarities - self.fusion_mean) / self.fusion_std
+
+    def contributions(self, similarities: Tensor) -> Tensor:
+        """Each prototype's additive contribution to each fused logit.
+
+        ``logits = contributions.sum(-1) + fusion.bias``.
+
+        Args:
+            similarities: Concatenated pooled similarities. Shape: (B, sum P).
+
+        Returns:
+            Shape: (B, C, sum P).
+        """
+        return self.fusion_input(similarities)[:, None, :] * self.fusion.weight[None]
 
 
 class ResNet1DClassifier(nn.Module):

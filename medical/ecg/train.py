@@ -208,6 +208,9 @@ class StageConfig:
         classifier_epochs: Branch classifier only (0: skipped; the fusion does not use it).
         fusion_epochs: The fusion classifier.
         fusion_lr: Learning rate of the classifier and fusion stages (``None``: ``trainer.lr``).
+        fusion_input: ``"standardized"``: the fusion layer reads similarities standardized
+            with training-set statistics (see :class:`~medical.ecg.model.ProtoECGNet`);
+            ``"raw"``: the official raw similarities.
         frozen_eval: Keep frozen parts in eval mode (the fix of methods.md 1.9 item 5);
             ``False`` reproduces the official behaviour.
     """
@@ -219,6 +222,7 @@ class StageConfig:
     classifier_epochs: int = 0
     fusion_epochs: int | None = None
     fusion_lr: float | None = None
+    fusion_input: Literal["standardized", "raw"] = "standardized"
     frozen_eval: bool = True
 
     def __post_init__(self) -> None:
@@ -373,7 +377,7 @@ class _Rows(Dataset[tuple[Tensor, Tensor, Tensor]]):
 
     def __getitem__(self, i: int) -> tuple[Tensor, Tensor, Tensor]:
         r = int(self.rows_[i])
-        x = torch.from_numpy(np.ascontiguousarray(self.data.signals[r], dtype=np.float32))
+        x = torch.from_numpy(np.array(self.data.signals[r], dtype=np.float32))
         y = torch.from_numpy(np.asarray(self.data.labels[r], dtype=np.float32))
         return x, y, torch.tensor(r)
 
@@ -748,12 +752,14 @@ class _BranchSims(nn.Module):
 
 
 class _FusionSims(nn.Module):
-    def __init__(self, model: ProtoECGNet) -> None:
+    def __init__(self, model: ProtoECGNet, standardize: bool = True) -> None:
         super().__init__()
         self.model = model
+        self.standardize = standardize
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.cat([b(x).similarities for b in self.model.branches.values()], dim=1)
+        sims = torch.cat([b(x).similarities for b in self.model.branches.values()], dim=1)
+        return self.model.fusion_input(sims) if self.standardize else sims
 
 
 # ----------------------------------------------------------------------------- the run
@@ -986,6 +992,10 @@ class _Run:
         sims = _FusionSims(model)
         for branch in model.branches.values():
             set_frozen(branch, True)
+        if st.fusion_input == "standardized" and not self.finished("fusion"):
+            raw = self.precompute(_FusionSims(model, standardize=False), self.train_rows).tensors[0]
+            model.fusion_mean.copy_(raw.mean(dim=0))
+            model.fusion_std.copy_(raw.std(dim=0).clamp_min(1e-4))
         task = LinearStageTask(
             model.fusion,
             sims,

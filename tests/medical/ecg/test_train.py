@@ -1,0 +1,246 @@
+"""The multi-stage ProtoECGNet run on synthetic PTB-XL: learning, projection, reload, resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from medical.ecg.synth import write_synthetic_ptbxl
+from medical.ecg.train import (
+    TRAIN_FOLDS,
+    ECGConfig,
+    _loader,
+    evaluate_model,
+    load_data,
+    load_run,
+    train,
+)
+from shared.config import load_config
+from shared.errors import InputError
+from shared.training import Trainer, TrainerConfig
+from shared.training.task import Task
+
+TINY = [
+    "model.width=8",
+    "model.layers=1,1,1,1",
+    "model.ppc_rhythm=2",
+    "model.ppc_morphology=3",
+    "model.ppc_global=2",
+    "trainer.epochs=6",
+    "trainer.lr=3e-3",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+]
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ecg")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONTRASUITE_CACHE", str(root / "cache"))
+        write_synthetic_ptbxl(root / "data", n_records=200, seed=7, progress=False)
+    return root
+
+
+def _cfg(synth_dir: Path, *extra: str) -> ECGConfig:
+    return load_config(ECGConfig, {"data": {"data_dir": str(synth_dir / "data")}}, [*TINY, *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(synth_dir: Path) -> dict[str, Any]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+        cfg = _cfg(synth_dir)
+        run = synth_dir / "run"
+        metrics = train(cfg, run, progress=False)
+        data = load_data(cfg.data, progress=False)
+    return {"cfg": cfg, "run": run, "metrics": metrics, "data": data}
+
+
+def test_small_model_beats_chance_on_the_test_fold(trained):
+    m = trained["metrics"]
+    assert m["n_test"] == 20
+    assert m["n_labels_evaluated"] >= 10
+    assert m["macro_auc"] > 0.65, m["macro_auc"]
+    assert m["label_set"] == "all"
+    assert set(m["per_label"]) <= set(trained["data"].label_names)
+    saved = json.loads((trained["run"] / "metrics.json").read_text())
+    assert saved["macro_auc"] == pytest.approx(m["macro_auc"])
+    for key in ("macro_auc", "weighted_auc", "n_test", "per_label", "label_set"):
+        assert key in saved
+
+
+def test_run_folder_layout(trained):
+    run = trained["run"]
+    for name in ("config.yaml", "metrics.json", "history.csv", "log.txt", "weights.pt", "state.pt",
+                 "prototypes.json", "test_predictions.csv"):  # fmt: skip
+        assert (run / name).exists(), name
+    for stage in ("rhythm/feature", "rhythm/joint", "morphology/joint", "global/joint", "fusion"):
+        assert (run / stage / "state.pt").exists(), stage
+    state = torch.load(run / "weights.pt", weights_only=True)
+    assert "fusion.weight" in state
+    history = (run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("stage,")
+    assert any(line.startswith("morphology/joint,") for line in history)
+
+
+def test_projection_makes_every_prototype_a_real_training_window(trained):
+    run = load_run(trained["run"])
+    data = trained["data"]
+    model = run.model
+    records = run.prototypes
+    assert len(records) == sum(b.num_prototypes for b in model.branch_list())
+    train_rows = data.rows(TRAIN_FOLDS)
+    for name in model.branches:
+        branch = model.branch(name)
+        branch.eval()
+        # The latent of every training window, computed as projection did (same batches).
+        latents = []
+        with torch.no_grad():
+            for x, _, _ in _loader(data, train_rows, trained["cfg"].data.batch_size, shuffle=False):
+                latents.append(branch.windows(branch.latent(x)))
+        windows = torch.cat(latents)  # (N_train, W, D*T_p)
+        row_pos = {int(r): i for i, r in enumerate(train_rows)}
+        mine = [r for r in records if r["branch"] == name]
+        assert len(mine) == branch.num_prototypes
+        for rec in mine:
+            j = rec["prototype"]
+            proto = branch.prototype_vectors[j].detach().flatten()
+            assert rec["row"] in row_pos, "projected onto an ECG outside folds 1-8"
+            source = windows[row_pos[rec["row"]], rec["window"]]
+            assert torch.equal(proto, source), (name, j)
+            # ... and, recomputed alone, the same window up to float rounding
+            x = torch.from_numpy(np.asarray(data.signals[rec["row"]]))[None]
+            with torch.no_grad():
+                alone = branch.windows(branch.latent(x))[0, rec["window"]]
+            torch.testing.assert_close(alone, proto, rtol=1e-5, atol=1e-6)
+            # provenance
+            assert rec["ecg_id"] == int(data.ecg_ids[rec["row"]])
+            assert rec["fold"] in TRAIN_FOLDS
+            cls = run.label_names[run.label_index[name][rec["class_index"]]]
+            assert rec["class"] == cls
+            assert int(branch.prototype_classes()[j]) == rec["class_index"]
+            if rec["class_positive"]:
+                assert data.labels[rec["row"], data.label_names.index(cls)] == 1
+            assert 0 <= rec["start_sample"] < rec["end_sample"] <= data.signals.shape[-1]
+            assert rec["start_s"] == pytest.approx(rec["start_sample"] / 100)
+            assert rec["end_s"] == pytest.approx(rec["end_sample"] / 100)
+            assert np.isfinite(rec["similarity"])
+    per_branch = json.loads(
+        (trained["run"] / "morphology" / "projection" / "prototypes.json").read_text()
+    )
+    assert per_branch == [r for r in records if r["branch"] == "morphology"]
+    # present classes have a positive source ECG
+    assert any(r["class_positive"] for r in records if r["class"] == "AFIB")
+
+
+def test_loaded_checkpoint_reproduces_its_metrics(trained):
+    run = load_run(trained["run"])
+    metrics = evaluate_model(run.model, run.config, trained["data"])
+    assert metrics["macro_auc"] == pytest.approx(trained["metrics"]["macro_auc"], abs=1e-9)
+    assert metrics["per_label"] == pytest.approx(trained["metrics"]["per_label"], abs=1e-9)
+
+
+def test_finished_run_is_reported_not_retrained(trained, synth_dir, monkeypatch):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    before = (trained["run"] / "weights.pt").stat().st_mtime_ns
+    again = train(trained["cfg"], trained["run"], progress=False)
+    assert again["macro_auc"] == pytest.approx(trained["metrics"]["macro_auc"])
+    assert (trained["run"] / "weights.pt").stat().st_mtime_ns == before
+
+
+def test_other_config_in_the_same_folder_is_refused(trained, synth_dir):
+    with pytest.raises(InputError, match="different config"):
+        train(_cfg(synth_dir, "model.ppc_rhythm=3"), trained["run"], progress=False)
+
+
+def test_killed_run_resumes_to_the_same_result(trained, synth_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    original = Trainer._run_epoch
+    calls = {"n": 0}
+
+    def killed_after_20_epochs(self, *args, **kwargs):
+        if calls["n"] == 20:  # inside the morphology joint stage (6 + 6 + 6 + 2)
+            raise KeyboardInterrupt
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_run_epoch", killed_after_20_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        train(trained["cfg"], tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert (tmp_path / "run" / "morphology" / "joint" / "state.pt").exists()
+    monkeypatch.setattr(Trainer, "_run_epoch", original)
+    metrics = train(trained["cfg"], tmp_path / "run", progress=False)
+    assert metrics["macro_auc"] == pytest.approx(trained["metrics"]["macro_auc"], abs=1e-9)
+    assert metrics["per_label"] == pytest.approx(trained["metrics"]["per_label"], abs=1e-9)
+
+
+def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
+    class Mean(Task):
+        def __init__(self):
+            super().__init__()
+            self.mu = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch):
+            return {"loss": (batch[0] - self.mu).pow(2).mean()}
+
+    data = torch.utils.data.TensorDataset(torch.ones(4))
+    Trainer(TrainerConfig(epochs=1, progress=False), tmp_path / "other").fit(
+        Mean(), torch.utils.data.DataLoader(data, batch_size=2)
+    )
+    with pytest.raises(InputError, match="another pipeline"):
+        load_run(tmp_path / "other")
+    with pytest.raises(InputError, match="does not exist"):
+        load_run(tmp_path / "missing")
+    with pytest.raises(InputError, match="ECG run folder"):
+        train(ECGConfig(), tmp_path / "other")
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        # every official behaviour at once (methods.md 1.9: mean pooling, weighted validation
+        # sampling, frozen parts in train mode, raw fusion input, label-instance pos_weight)
+        ["model.pooling=mean", "data.val_sampling=official", "stages.frozen_eval=false",
+         "stages.fusion_input=raw", "loss.pos_weight=label_instances"],
+        # the other options, with the optional stages
+        ["model.similarity_scale=cosine", "loss.cooccurrence_form=info_nce",
+         "stages.prototype_epochs=1", "stages.classifier_epochs=1", "model.branches=rhythm,global"],
+    ],
+)  # fmt: skip
+def test_options_run_end_to_end(synth_dir, tmp_path, monkeypatch, options):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    cfg = _cfg(synth_dir, *options, "trainer.epochs=1", "stages.feature_epochs=0")
+    metrics = train(cfg, tmp_path / "run", progress=False)
+    assert np.isfinite(metrics["macro_auc"])
+    run = load_run(tmp_path / "run")
+    assert run.config == cfg
+
+
+def test_superdiagnostic_with_shared_branch_labels_and_the_baseline(
+    synth_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    cfg = _cfg(
+        synth_dir, "data.label_set=superdiagnostic", "trainer.epochs=1", "model.branches=rhythm"
+    )
+    metrics = train(cfg, tmp_path / "proto", progress=False)
+    assert metrics["n_labels"] == 5
+    base = _cfg(
+        synth_dir,
+        "data.label_set=superdiagnostic",
+        "trainer.epochs=2",
+        "model.architecture=resnet1d",
+    )
+    metrics = train(base, tmp_path / "base", progress=False)
+    assert metrics["architecture"] == "resnet1d"
+    assert np.isfinite(metrics["macro_auc"])
+    with pytest.raises(InputError, match="grouped"):
+        train(_cfg(synth_dir, "data.label_set=superdiagnostic", "model.branch_labels=grouped"),
+              tmp_path / "bad", progress=False)  # fmt: skip
