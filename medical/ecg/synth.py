@@ -612,6 +612,8 @@ def _prepare_out(out: Path) -> None:
         for sub in ("records100", "records500"):
             shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
+    # The marker first: an interrupted run leaves a folder that the same command may replace.
+    atomic_write_text(out / _MARKER, "Synthetic PTB-XL data set being written (incomplete).\n")
 
 
 def write_synthetic_ptbxl(

@@ -455,6 +455,7 @@ def _expect_record_error(data_dir: Path, tmp_path: Path, match: str, rate: int =
     assert info.value.record == record
     assert info.value.ecg_id == ecg_id
     assert f"record {record} (ecg_id {ecg_id})" in str(info.value)
+    assert "\n" not in str(info.value)
     assert isinstance(info.value, InputError)
 
 
