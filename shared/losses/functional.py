@@ -330,7 +330,8 @@ def sup_con(
             f"Expected `features_all` to have shape (N, {v}, {features.shape[2]}), "
             f"but got {tuple(features_all.shape)}."
         )
-    if validate_args:
+    # One reduction in the common case; the element-wise check only when the sum is not finite.
+    if validate_args and not bool(torch.isfinite(features.sum())):
         check_finite(features, "features")
     n = features_all.shape[0]
     anchors = _flatten_views(_normalize(features, normalize))

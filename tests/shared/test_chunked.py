@@ -295,3 +295,13 @@ def test_chunked_peak_memory_is_far_below_the_logit_matrix():
     full = _peak_growth_bytes(run(None))
     assert full > 0.9 * matrix, "the measurement must see the full path's matrix"
     assert chunked < 0.25 * matrix, f"chunked peak {chunked / 2**20:.1f} MiB"
+
+
+def test_sup_con_finite_check_fast_path():
+    f = torch.randn(4, 2, 3)
+    f[1, 0, 2] = float("nan")
+    with pytest.raises(ValueError, match="finite"):
+        sup_con(f, chunk_size=2)
+    huge = torch.full((4, 2, 3), 3e38)  # finite, but its sum overflows: must not raise
+    assert torch.isfinite(sup_con(huge, torch.tensor([0, 0, 1, 1])))
+    sup_con(f, validate_args=False)  # no check at all
