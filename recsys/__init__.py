@@ -7,8 +7,21 @@ Modules:
 * :mod:`recsys.loading`: RecBole configs and loaders for the evaluation protocol (time-ordered
   leave-one-out, full ranking, length 50), built without touching ``sys.argv``, the root logger
   or the working directory.
+* :mod:`recsys.augment`: crop / mask / reorder and two-view augmentation (CL4SRec, MCLRec).
+* :mod:`recsys.losses`: MCLRec's pairwise InfoNCE (through :func:`shared.losses.info_nce`) and
+  contrastive regularizer R.
+* :mod:`recsys.encoder`: a faster forward pass for RecBole's SASRec encoder (same parameters).
+* :mod:`recsys.models`: CL4SRec and MCLRec as RecBole ``SequentialRecommender`` models.
+* :mod:`recsys.trainer`: RecBole ``Trainer`` subclasses (safe checkpoints, resume, progress,
+  history masking) and MCLRec's alternating update.
+
+Importing :mod:`recsys` imports RecBole's sequential models without their global
+``torch.autograd.set_detect_anomaly(True)`` side effect (see :mod:`recsys._recbole`).
 """
 
+# First: imports RecBole's models without their global anomaly-detection switch.
+from recsys import _recbole  # noqa: F401  # isort: skip
+from recsys.augment import Views, augment_pair, crop, mask, reorder
 from recsys.data import (
     AtomicInfo,
     DatasetSource,
@@ -17,12 +30,30 @@ from recsys.data import (
     read_sequences,
     resolve_dataset,
 )
+from recsys.encoder import FastSASRec, sasrec_encode
+from recsys.losses import contrastive_regularizer, pair_info_nce
+from recsys.models import CL4SRec, MCLRec
+from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 
 __all__ = [
     "AtomicInfo",
+    "CL4SRec",
     "DatasetSource",
+    "FastSASRec",
+    "HistoryMask",
+    "MCLRec",
+    "MCLRecTrainer",
+    "RecTrainer",
+    "Views",
+    "augment_pair",
     "check_atomic_folder",
+    "contrastive_regularizer",
     "convert_text_to_atomic",
+    "crop",
+    "mask",
+    "pair_info_nce",
     "read_sequences",
+    "reorder",
     "resolve_dataset",
+    "sasrec_encode",
 ]

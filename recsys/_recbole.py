@@ -14,6 +14,12 @@ confines all of that for the duration of a ``with`` block:
   (harmless with pandas < 3, which the suite pins).
 
 ``recbole.quick_start`` is never imported (it imports ray).
+
+Importing this module also imports RecBole's sequential models **without** the global side effect
+of ``recbole/model/sequential_recommender/sine.py``, which calls
+``torch.autograd.set_detect_anomaly(True)`` at import time: anomaly mode checks every backward
+output for NaNs and made a SASRec training step about twice as slow here. The previous anomaly
+setting is restored right after the import (:mod:`recsys` imports this module first).
 """
 
 from __future__ import annotations
@@ -28,7 +34,21 @@ from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
+import torch
+
 __all__ = ["RECBOLE_LOGGER", "NullWriter", "recbole_scope"]
+
+
+def _import_sequential_models() -> None:
+    name = "recbole.model.sequential_recommender"
+    if name in sys.modules:
+        return
+    enabled = torch.is_anomaly_enabled()
+    importlib.import_module(name)
+    torch.autograd.set_detect_anomaly(enabled)
+
+
+_import_sequential_models()
 
 #: The logger that RecBole's messages go to while inside :func:`recbole_scope`.
 RECBOLE_LOGGER = logging.getLogger("recsys.recbole")

@@ -1,0 +1,127 @@
+r"""MCLRec's contrastive terms (methods.md 2.5) on top of the core InfoNCE.
+
+For a pair of batches ``a``, ``b`` of N vectors, the 2N stacked vectors ``z = [a; b]`` are
+compared by dot product (or cosine) over a temperature; row ``i``'s positive is its counterpart
+``(i + N) mod 2N`` and its negatives are the other 2N - 2 rows (NT-Xent in both directions).
+
+* :func:`pair_info_nce` is that InfoNCE, computed by :func:`shared.losses.info_nce` with the
+  self-similarities excluded.
+* :func:`contrastive_regularizer` is MCLRec's R (``meta_contrast_rl`` in the official code), per
+  row: with positive score :math:`f^+_i` and negative scores :math:`f^-_{ij}`,
+
+  .. math::
+      m^{in}_i = \min(f^+_i, \max_j f^-_{ij}), \quad m^{ax}_i = \max(f^+_i, \max_j f^-_{ij}),
+
+      R = \operatorname{mean}_i\,[f^+_i - m^{in}_i]_+ +
+          \operatorname{mean}_{ij}\,[m^{ax}_i - f^-_{ij}]_+ .
+
+  The margins are not detached (as in the official code).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from shared.losses import info_nce
+from shared.validation import check_ndim, check_positive, check_same_shape
+
+__all__ = ["contrastive_regularizer", "pair_info_nce", "pair_scores"]
+
+
+def _stack(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    check_ndim(a, 2, "a", "(B, D)")
+    check_same_shape(a, b, "`a` and `b`", "(B, D)")
+    z = torch.cat([a, b], dim=0)
+    n2 = z.shape[0]
+    partner = (torch.arange(n2, device=z.device) + a.shape[0]) % n2
+    return z, partner
+
+
+def pair_info_nce(
+    a: Tensor, b: Tensor, temperature: float = 1.0, *, normalize: bool = False
+) -> Tensor:
+    r"""InfoNCE between two views, both directions, 2N - 2 in-batch negatives (MCLRec/CL4SRec).
+
+    Args:
+        a: First view. Shape: (B, D), float.
+        b: Second view, row ``i`` paired with ``a[i]``. Shape: (B, D), float.
+        temperature: :math:`\tau > 0`.
+        normalize: Cosine similarity if True (``sim = 'cos'``), dot product if False
+            (``sim = 'dot'``, MCLRec's default).
+
+    Returns:
+        The mean over the 2B rows, a scalar.
+
+    Raises:
+        ValueError: On shape mismatches or ``temperature <= 0``.
+
+    Examples:
+        >>> a = torch.eye(3)
+        >>> round(pair_info_nce(a, a).item(), 4)  # log(e + 4) - 1
+        0.9048
+    """
+    z, partner = _stack(a, b)
+    n2 = z.shape[0]
+    eye = torch.eye(n2, dtype=torch.bool, device=z.device)
+    positive = torch.zeros_like(eye)
+    positive[torch.arange(n2, device=z.device), partner] = True
+    return info_nce(
+        z, z, positive, temperature, normalize=normalize, exclude_mask=eye, validate_args=False
+    )
+
+
+def pair_scores(a: Tensor, b: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
+    r"""Dot-product scores of each row's positive and negatives.
+
+    Args:
+        a: First view. Shape: (B, D), float.
+        b: Second view. Shape: (B, D), float.
+        temperature: :math:`\tau > 0`; scores are divided by it.
+
+    Returns:
+        ``(positive, negative)`` of shapes (2B,) and (2B, 2B - 2); the negatives of row ``i`` are
+        the other rows in their original order, without ``i`` and its counterpart.
+
+    Raises:
+        ValueError: On shape mismatches or ``temperature <= 0``.
+    """
+    check_positive(temperature, "temperature")
+    z, partner = _stack(a, b)
+    n2 = z.shape[0]
+    sim = (z @ z.T) / temperature
+    rows = torch.arange(n2, device=z.device)
+    positive = sim[rows, partner]
+    keep = torch.ones(n2, n2, dtype=torch.bool, device=z.device)
+    keep[rows, rows] = False
+    keep[rows, partner] = False
+    negative = sim[keep].view(n2, n2 - 2)
+    return positive, negative
+
+
+def contrastive_regularizer(a: Tensor, b: Tensor, temperature: float = 1.0) -> Tensor:
+    r"""MCLRec's contrastive regularizer R for one pair of views (per row; see the module doc).
+
+    Args:
+        a: First view. Shape: (B, D), float, B >= 2.
+        b: Second view. Shape: (B, D), float.
+        temperature: :math:`\tau > 0` (MCLRec: the config's ``tau``).
+
+    Returns:
+        A scalar, >= 0.
+
+    Raises:
+        ValueError: On shape mismatches, ``B < 2`` or ``temperature <= 0``.
+
+    Examples:
+        >>> a = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+        >>> contrastive_regularizer(a, a).item()  # positives 1, negatives 0: 1 + 1
+        2.0
+    """
+    if a.dim() == 2 and a.shape[0] < 2:
+        raise ValueError(f"Expected `a` to have at least 2 rows, but got {a.shape[0]}.")
+    positive, negative = pair_scores(a, b, temperature)
+    hardest = negative.max(dim=1).values
+    low = torch.minimum(positive, hardest)
+    high = torch.maximum(positive, hardest)
+    return (positive - low).clamp(min=0).mean() + (high[:, None] - negative).clamp(min=0).mean()

@@ -1,0 +1,258 @@
+"""The fast encoder path, CL4SRec and MCLRec models, and MCLRec's alternating update."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+import torch
+from recbole.model.sequential_recommender import SASRec
+
+from recsys.augment import Views
+from recsys.encoder import FastSASRec, sasrec_encode
+from recsys.losses import contrastive_regularizer, pair_info_nce
+from recsys.models import CL4SRec, MCLRec
+from recsys.trainer import MCLRecTrainer
+
+
+def first_batch(train: Any, n: int = 16) -> Any:
+    return next(iter(train))[torch.arange(n)]
+
+
+def odd_sequences(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch's sequences with holes (mask-augmentation style), a masked first position and
+    length-1 rows, to exercise fully masked attention rows."""
+    seq, length = batch["item_id_list"].clone(), batch["item_length"].clone()
+    seq[0, 0] = 0
+    seq[1, 1 : int(length[1]) : 2] = 0
+    length[2] = 1
+    seq[2, 1:] = 0
+    return seq, length
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+def test_fast_encoder_equals_recbole_forward(make_setup: Any) -> None:
+    config, _, train, _, _ = make_setup(SASRec)
+    torch.manual_seed(0)
+    model = SASRec(config, train.dataset).eval()
+    batch = first_batch(train)
+    for seq, length in [(batch["item_id_list"], batch["item_length"]), odd_sequences(batch)]:
+        with torch.no_grad():
+            expected = model.forward(seq, length)
+            got = sasrec_encode(model, seq, length)
+        torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fast_encoder_gradients_match_and_state_dicts_are_shared(make_setup: Any) -> None:
+    config, _, train, _, _ = make_setup(SASRec, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
+    torch.manual_seed(0)
+    slow = SASRec(config, train.dataset)
+    fast = FastSASRec(config, train.dataset)
+    fast.load_state_dict(slow.state_dict())  # same parameter names and shapes
+    batch = first_batch(train)
+    slow.calculate_loss(batch).backward()
+    fast.calculate_loss(batch).backward()
+    for (name, p), q in zip(slow.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def test_mclrec_structure_and_initialisation(make_setup: Any) -> None:
+    config, _, train, _, _ = make_setup(MCLRec)
+    model = MCLRec(config, train.dataset)
+    layers = model.augmenter_1.layers
+    assert [(m.in_features, m.out_features) for m in layers] == [(64, 32), (32, 16), (16, 64)]
+    assert model.augmenter_1 is not model.augmenter_2
+    # PyTorch's default init (uniform, non-zero bias), not SASRec's N(0, 0.02) / zero bias
+    assert layers[0].bias.abs().sum() > 0
+    assert layers[0].weight.std() > 0.05
+    z = model.augmenter_2(torch.randn(5, 64))
+    torch.testing.assert_close(z.norm(dim=1), torch.ones(5))
+    names = {n for n, _ in model.named_parameters()}
+    encoder = {id(p) for p in model.encoder_parameters()}
+    augmenters = {id(p) for p in model.augmenter_parameters()}
+    assert not encoder & augmenters
+    assert len(encoder) + len(augmenters) == len(names)
+    assert (model.cl_weight, model.beta, model.tau, model.sim) == (0.0, 0.01, 1.0, "dot")
+
+
+def fixed_views(batch: Any, seed: int = 0) -> Views:
+    from recsys.augment import augment_pair
+
+    g = torch.Generator().manual_seed(seed)
+    return augment_pair(batch["item_id_list"], batch["item_length"], generator=g)
+
+
+def test_mclrec_loss_composition(make_setup: Any) -> None:
+    config, _, train, _, _ = make_setup(
+        MCLRec, cl_weight=0.3, beta=0.2, tau=0.5, hidden_dropout_prob=0.0, attn_dropout_prob=0.0
+    )
+    torch.manual_seed(0)
+    model = MCLRec(config, train.dataset)
+    batch = first_batch(train)
+    views = fixed_views(batch)
+    enc = model.loss_terms(batch, views, "encoder")
+    aug = model.loss_terms(batch, views, "augmenter")
+    # by hand, from the definitions (methods.md 2.5)
+    h = model.forward(batch["item_id_list"], batch["item_length"])
+    h1, h2 = model.forward(views.seq1, views.len1), model.forward(views.seq2, views.len2)
+    z1, z2 = model.augmenter_1(h1), model.augmenter_2(h2)
+    rec = torch.nn.functional.cross_entropy(h @ model.item_embedding.weight.T, batch["item_id"])
+    cl1 = pair_info_nce(h1, h2, 0.5)
+    cl2 = pair_info_nce(h1, z2, 1.0) + pair_info_nce(h2, z1, 1.0) + pair_info_nce(z1, z2, 1.0)
+    reg = 0.1 * sum(contrastive_regularizer(x, y, 0.5) for x, y in ((h1, z2), (h2, z1), (z1, z2)))
+    torch.testing.assert_close(
+        enc["loss"], rec + 0.3 * cl1 + 0.2 * (cl2 + reg), rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(aug["loss"], 0.3 * cl1 + cl2 + reg, rtol=1e-4, atol=1e-4)
+    assert "loss/rec" not in aug
+
+
+@pytest.mark.parametrize("model_cls", [CL4SRec, MCLRec])
+def test_every_parameter_gets_a_gradient(make_setup: Any, model_cls: type) -> None:
+    config, _, train, _, _ = make_setup(model_cls, beta=0.1)
+    model = model_cls(config, train.dataset)
+    loss = model.calculate_loss(first_batch(train))
+    assert torch.isfinite(loss)
+    loss.backward()
+    for name, p in model.named_parameters():
+        if name == "position_embedding.weight":
+            continue  # positions beyond the longest tiny sequence get no gradient
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert set(model.last_terms) >= {"loss", "loss/rec"}
+
+
+# ----------------------------------------------------------------------------- alternating update
+
+
+def _snapshot(params: Any) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params]
+
+
+def _same(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b))
+
+
+def test_alternating_update_steps_encoder_twice_and_augmenters_once(
+    make_setup: Any, tmp_path: Any
+) -> None:
+    config, _, train, _, _ = make_setup(MCLRec, beta=0.5, cl_weight=0.1)
+    torch.manual_seed(0)
+    model = MCLRec(config, train.dataset)
+    trainer = MCLRecTrainer(config, model, run_dir=tmp_path, progress=False)
+    calls: list[tuple[str, list[torch.Tensor], list[torch.Tensor]]] = []
+    original = model.loss_terms
+
+    def spy(interaction: Any, views: Views, step: str = "joint") -> Any:
+        calls.append(
+            (step, _snapshot(model.encoder_parameters()), _snapshot(model.augmenter_parameters()))
+        )
+        return original(interaction, views, step)  # type: ignore[arg-type]
+
+    model.loss_terms = spy  # type: ignore[method-assign]
+    theta0 = _snapshot(model.encoder_parameters())
+    phi0 = _snapshot(model.augmenter_parameters())
+    trainer.train_step(first_batch(train))
+    theta3 = _snapshot(model.encoder_parameters())
+    phi3 = _snapshot(model.augmenter_parameters())
+
+    assert [c[0] for c in calls] == ["encoder", "augmenter", "encoder"]
+    (_, th_a, ph_a), (_, th_b, ph_b), (_, th_c, ph_c) = calls
+    assert _same(th_a, theta0)
+    assert _same(ph_a, phi0)
+    # step 1 moved the encoder only; step 2 sees the updated encoder
+    assert not _same(th_b, theta0)
+    assert _same(ph_b, phi0)
+    # step 2 moved the augmenters only
+    assert _same(th_c, th_b)
+    assert not _same(ph_c, phi0)
+    # step 3 moved the encoder again, not the augmenters
+    assert not _same(theta3, th_c)
+    assert _same(phi3, ph_c)
+    # every augmenter parameter moved exactly once; requires_grad restored
+    assert all(not torch.equal(a, b) for a, b in zip(phi0, phi3))
+    assert all(p.requires_grad for p in model.parameters())
+
+
+def reference_batch_update(model: MCLRec, batch: Any, views: Views, lr: float) -> None:
+    """The official Trainer's three steps written out with plain autograd: encoder gradients
+    are computed in step 2 too, and thrown away (zeroed) before step 3."""
+    encoder = list(model.encoder_parameters())
+    augmenters = list(model.augmenter_parameters())
+    opt_enc = torch.optim.SGD(encoder, lr=lr)
+    opt_aug = torch.optim.SGD(augmenters, lr=lr)
+
+    def loss(step: int) -> torch.Tensor:
+        h = model.forward(batch["item_id_list"], batch["item_length"])
+        h1, h2 = model.forward(views.seq1, views.len1), model.forward(views.seq2, views.len2)
+        z1, z2 = model.augmenter_1(h1), model.augmenter_2(h2)
+        cl1 = pair_info_nce(h1, h2, model.tau)
+        cl2 = pair_info_nce(h1, z2) + pair_info_nce(h2, z1) + pair_info_nce(z1, z2)
+        pairs = ((h1, z2), (h2, z1), (z1, z2))
+        reg = 0.1 * sum(contrastive_regularizer(x, y, model.tau) for x, y in pairs)
+        rec = torch.nn.functional.cross_entropy(h @ model.item_embedding.weight.T, batch["item_id"])
+        if step == 2:
+            return 0 * rec + model.cl_weight * cl1 + 1.0 * (cl2 + reg)
+        return rec + model.cl_weight * cl1 + model.beta * (cl2 + reg)
+
+    for p in augmenters:
+        p.requires_grad_(False)
+    opt_enc.zero_grad()
+    loss(1).backward()
+    opt_enc.step()
+    for p in augmenters:
+        p.requires_grad_(True)
+    opt_aug.zero_grad()
+    loss(2).backward()  # also fills encoder gradients
+    opt_aug.step()
+    for p in augmenters:
+        p.requires_grad_(False)
+    opt_enc.zero_grad()
+    loss(3).backward()
+    opt_enc.step()
+    for p in augmenters:
+        p.requires_grad_(True)
+
+
+def test_alternating_update_matches_the_official_schedule(make_setup: Any, tmp_path: Any) -> None:
+    # SGD: Adam's first step is lr * sign(gradient), which hides the gradients' values
+    config, _, train, _, _ = make_setup(
+        MCLRec,
+        beta=0.5,
+        cl_weight=0.1,
+        hidden_dropout_prob=0.0,
+        attn_dropout_prob=0.0,
+        learner="sgd",
+        learning_rate=0.05,
+    )
+    torch.manual_seed(0)
+    model = MCLRec(config, train.dataset)
+    reference = copy.deepcopy(model)
+    reference_start = {n: p.detach().clone() for n, p in model.named_parameters()}
+    batch = first_batch(train)
+    views = fixed_views(batch, seed=3)
+    model.make_views = lambda interaction: views  # type: ignore[method-assign]
+    trainer = MCLRecTrainer(config, model, run_dir=tmp_path, progress=False)
+    trainer.train_step(batch)
+    reference_batch_update(reference, batch, views, lr=config["learning_rate"])
+    for (name, p), q in zip(model.named_parameters(), reference.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6, msg=name)
+        if "augmenter" in name:
+            assert not torch.equal(p, reference_start[name]), name
+
+
+def test_joint_variant_uses_one_optimizer_over_everything(make_setup: Any, tmp_path: Any) -> None:
+    config, _, train, _, _ = make_setup(MCLRec, beta=0.5, joint=True)
+    model = MCLRec(config, train.dataset)
+    trainer = MCLRecTrainer(config, model, run_dir=tmp_path, progress=False)
+    optimised = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert optimised == {id(p) for p in model.parameters()}
+    phi0 = _snapshot(model.augmenter_parameters())
+    trainer._train_epoch(train, 0)
+    assert not _same(phi0, _snapshot(model.augmenter_parameters()))
