@@ -55,10 +55,13 @@ def default_chunk_size(n_candidates: int, element_size: int = 4) -> int:
 
 
 def _block_logits(
-    anchors: torch.Tensor, candidates: torch.Tensor, exclude: torch.Tensor | None
+    anchors: torch.Tensor,
+    candidates: torch.Tensor,
+    exclude: torch.Tensor | None,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Scaled logits of a block of (already scaled) anchors, excluded entries set to -inf."""
-    logits = anchors @ candidates.T
+    logits = anchors @ candidates.T if out is None else torch.mm(anchors, candidates.T, out=out)
     if exclude is not None and exclude.numel():
         rows = torch.arange(logits.shape[0], device=logits.device)[:, None]
         logits[rows, exclude] = float("-inf")
@@ -126,14 +129,21 @@ class _ChunkedLSE(torch.autograd.Function):
         chunk_size: int,
     ) -> torch.Tensor:
         scaled = anchors * scale
-        lse = torch.empty(anchors.shape[0], dtype=anchors.dtype, device=anchors.device)
-        for start in range(0, anchors.shape[0], chunk_size):
-            stop = start + chunk_size
+        b = anchors.shape[0]
+        lse = torch.empty(b, dtype=anchors.dtype, device=anchors.device)
+        buffer = anchors.new_empty(min(chunk_size, b), candidates.shape[0])  # reused per block
+        for start in range(0, b, chunk_size):
+            stop = min(start + chunk_size, b)
             block = _block_logits(
-                scaled[start:stop], candidates, None if exclude is None else exclude[start:stop]
+                scaled[start:stop],
+                candidates,
+                None if exclude is None else exclude[start:stop],
+                out=buffer[: stop - start],
             )
-            lse[start:stop] = torch.logsumexp(block, dim=1)
-            del block
+            row_max = _no_neg_inf_(block.amax(dim=1))
+            total = block.sub_(row_max[:, None]).exp_().sum(dim=1)
+            torch.add(row_max, total.log(), out=lse[start:stop])
+        del buffer
         ctx.save_for_backward(scaled, candidates, exclude, lse)
         ctx.scale = scale
         ctx.chunk_size = chunk_size
@@ -153,18 +163,25 @@ class _ChunkedLSE(torch.autograd.Function):
         want_a, want_c = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_anchors = torch.empty_like(scaled) if want_a else None
         grad_candidates = torch.zeros_like(candidates) if want_c else None
-        for start in range(0, scaled.shape[0], chunk_size):
-            stop = start + chunk_size
+        b = scaled.shape[0]
+        buffer = scaled.new_empty(min(chunk_size, b), candidates.shape[0])
+        for start in range(0, b, chunk_size):
+            stop = min(start + chunk_size, b)
             prob = _block_logits(
-                scaled[start:stop], candidates, None if exclude is None else exclude[start:stop]
+                scaled[start:stop],
+                candidates,
+                None if exclude is None else exclude[start:stop],
+                out=buffer[: stop - start],
             )
             prob.sub_(lse[start:stop, None]).exp_()  # softmax of the block, in place
             g = grad[start:stop]
             if grad_anchors is not None:
-                torch.mul(prob @ candidates, (g * ctx.scale)[:, None], out=grad_anchors[start:stop])
+                out = grad_anchors[start:stop]
+                torch.mm(prob, candidates, out=out)
+                out.mul_((g * ctx.scale)[:, None])
             if grad_candidates is not None:
                 grad_candidates.addmm_(prob.T, scaled[start:stop] * g[:, None])
-            del prob
+        del buffer
         return grad_anchors, grad_candidates, None, None, None
 
 
