@@ -320,9 +320,9 @@ def _index_html(outcomes: list[_Outcome], settings: Mapping[str, Any], total: fl
         + "\n"
         + "\n".join(sections)
         + (
-            '\n<p class="note">Every step folder is a run folder: config.yaml, metrics.json, '
-            "history.csv, log.txt, weights.pt, state.pt. Re-running the same command reuses "
-            "finished runs.</p>"
+            '\n<p class="note">Each step folder holds its run folders (config.yaml, '
+            "metrics.json, history.csv, log.txt, weights.pt, state.pt). Running the same "
+            "command again reuses finished runs and resumes interrupted ones.</p>"
         )
     )
     return html_page(

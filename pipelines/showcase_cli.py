@@ -57,7 +57,7 @@ def _configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small settings (8x8 inputs, 15 epochs, PCA plot): about a minute",
+        help="small settings (15 epochs, fixed probe C, PCA plot): about a minute",
     )
     parser.add_argument(
         "--print-config",
