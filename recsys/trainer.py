@@ -359,6 +359,18 @@ class RecTrainer(Trainer):
         self.finished = self.stopped_early or self.start_epoch >= self.epochs
         write_csv(self.run_dir / "history.csv", self.history)
         self.save_state()
+        self.logger.info(
+            "%s epoch %d/%d: loss %.4f, valid %s %.4f%s (train %.1f s, eval %.1f s)",
+            self.label,
+            epoch_idx + 1,
+            self.epochs,
+            row.get("loss", float("nan")),
+            self.valid_metric,
+            valid_score,
+            " *" if self.best_epoch == epoch_idx else "",
+            self._train_seconds,
+            self._valid_seconds,
+        )
 
     def save_state(self) -> None:
         """Write ``state.pt``: model, optimizers, early stopping, history, RNG states."""

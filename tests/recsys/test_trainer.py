@@ -123,7 +123,7 @@ def _train(make_setup: Any, model_cls: type, run_dir: Path, stop_after: int | No
     torch.manual_seed(1)
     model = model_cls(config, train.dataset)
     trainer_cls = MCLRecTrainer if model_cls is MCLRec else RecTrainer
-    trainer = trainer_cls(config, model, run_dir=run_dir, progress=False, max_batches=3)
+    trainer = trainer_cls(config, model, run_dir=run_dir, progress=False, max_batches=2)
     torch.manual_seed(2)
     train.generator.manual_seed(3)
 

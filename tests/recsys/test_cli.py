@@ -1,0 +1,133 @@
+"""``contrasuite recsys evaluate`` end to end on a tiny generated data set, and its bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+import pipelines.recsys_cli  # noqa: F401  (registers the `recsys` command)
+from pipelines.cli import main
+
+from .conftest import write_sequences
+
+FAST = ["trainer.max_batches=2", "trainer.batch_size=16", "trainer.progress=false"]
+CONTRACT_TEST_KEYS = {"hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10"}
+
+
+def run(*args: str) -> int:
+    return main(["recsys", "evaluate", *args])
+
+
+def test_evaluate_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    data = write_sequences(tmp_path / "shop.txt")
+    out = tmp_path / "run"
+    argv = ["--dataset", str(data), "--models", "SASRec,MCLRec", "--out", str(out),
+            "--epochs", "2", "--device", "cpu", *FAST]  # fmt: skip
+    assert run(*argv) == 0
+    printed = capsys.readouterr().out
+    assert "MCLRec" in printed
+    assert "results:" in printed
+
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["SASRec", "MCLRec"]
+    for entry in results.values():
+        assert set(entry) == {"test", "valid", "train_seconds", "epochs", "params"}
+        assert CONTRACT_TEST_KEYS <= set(entry["test"])
+        assert CONTRACT_TEST_KEYS <= set(entry["valid"])
+        assert all(0.0 <= v <= 1.0 for v in entry["test"].values())
+        assert entry["epochs"] == 2
+        assert entry["params"] > 0
+        assert entry["train_seconds"] > 0
+    assert results["MCLRec"]["params"] > results["SASRec"]["params"]  # + two augmenters
+
+    table = (out / "results.md").read_text()
+    assert "| MCLRec |" in table
+    assert "leave-one-out" in table
+    assert (out / "valid_ndcg.png").read_bytes()[:4] == b"\x89PNG"
+    assert "MCLRec epoch 2/2" in (out / "log.txt").read_text()
+    history = (out / "history.csv").read_text().splitlines()
+    assert len(history) == 1 + 2 * 2
+    for name in results:
+        weights = torch.load(out / name / "weights.pt", weights_only=True)
+        assert all(isinstance(v, torch.Tensor) for v in weights.values())
+        torch.load(out / name / "state.pt", weights_only=True)
+    # nothing written outside the run folder (RecBole's log/, saved/, log_tensorboard/)
+    assert sorted(os.listdir(tmp_path)) == ["run", "shop.txt"]
+
+    # the same command again keeps the finished models
+    before = (out / "MCLRec" / "metrics.json").read_text()
+    assert run(*argv) == 0
+    assert (out / "MCLRec" / "metrics.json").read_text() == before
+    assert json.loads((out / "results.json").read_text()) == results
+
+    # other settings on the same folder are refused
+    assert run(*argv, "contrast.mclrec_beta=0.3") == 2
+    assert "other settings" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "message"),
+    [
+        (None, [], "no such file or folder"),
+        ("", [], "the file is empty"),
+        ("1 2 3\n4\n", [], "line 2"),
+        ("1 2 3\n1 4 5\n", [], "already has line 1"),
+        ("1 2 3\n", ["--models", "SASrec,MCLRec"], "did you mean 'SASRec'"),
+        ("1 2 3\n", ["trainer.epoch=3"], "did you mean `trainer.epochs`"),
+        ("1 2 3\n", ["trainer.valid_metric=auc@10"], "valid_metric"),
+        ("1 2 3\n", ["topk=5,10"], "include 10 and 20"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    extra: list[str],
+    message: str,
+) -> None:
+    data = tmp_path / "d.txt"
+    if content is not None:
+        data.write_text(content)
+    assert run("--dataset", str(data), "--out", str(tmp_path / "o"), *extra) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert err.count("\n") == 1  # one line
+    assert "Traceback" not in err
+
+
+def test_single_interaction_users_are_dropped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_sequences(tmp_path / "d.txt", n_users=12)
+    data.write_text(data.read_text() + "999 5\n")
+    out = tmp_path / "o"
+    argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--epochs", "1",
+            *FAST, "trainer.max_batches=1"]  # fmt: skip
+    assert run(*argv) == 0
+    assert "1 user(s) with a single interaction" in caplog.text
+    assert "999\t" not in (out / "data" / "d" / "d.inter").read_text()
+
+
+@pytest.mark.slow
+def test_every_model_runs(tmp_path: Path) -> None:
+    data = write_sequences(tmp_path / "d.txt", n_users=16)
+    models = "BERT4Rec,FastSASRec,CL4SRec,MCLRec-J"
+    argv = ["--dataset", str(data), "--models", models, "--out", str(tmp_path / "o"),
+            "--epochs", "1", "--mask-history", *FAST, "trainer.max_batches=1"]  # fmt: skip
+    assert run(*argv) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert list(results) == models.split(",")
+
+
+def test_help_lists_models_and_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["recsys", "evaluate", "--help"]) == 0
+    text = capsys.readouterr().out
+    for word in ("MCLRec-J", "--mask-history", "mclrec_beta", "results.json"):
+        assert word in text
