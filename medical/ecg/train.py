@@ -94,6 +94,10 @@ logger = logging.getLogger(__name__)
 #: Written into every run folder's state; ``explain``/``evaluate`` refuse other domains' runs.
 DOMAIN = "ecg"
 _STATE_VERSION = 1
+# Settings that may change between a run and its resume without changing results.
+_RESUME_IGNORES = frozenset(
+    {"trainer.progress", "trainer.log_every", "trainer.device", "data.cache", "data.cache_dir"}
+)
 
 
 # ----------------------------------------------------------------------------- config
@@ -110,6 +114,8 @@ class DataConfig:
             ``form`` or ``rhythm``.
         remove_baseline: 0.5 Hz Butterworth high-pass (baseline wander), on by default.
         standardize: Per-lead standardisation fit on folds 1-8.
+        cache: Keep the preprocessed signals in the on-disk cache (memory-mapped later).
+        cache_dir: Cache folder ("": ``$CONTRASUITE_CACHE`` or ``~/.cache/contrasuite``).
         batch_size: ECGs per batch (32 in the paper).
         val_sampling: ``"full"`` (every fold-9 ECG once) or ``"official"`` (weighted sampling
             with replacement, ECGs without a label of the branch never drawn).
@@ -120,6 +126,8 @@ class DataConfig:
     label_set: str = "all"
     remove_baseline: bool = True
     standardize: bool = False
+    cache: bool = True
+    cache_dir: str = ""
     batch_size: int = 32
     val_sampling: Literal["full", "official"] = "full"
 
@@ -352,6 +360,8 @@ def load_data(cfg: DataConfig, *, progress: bool = True) -> ECGArrays:
         label_set=cfg.label_set,
         highpass=cfg.remove_baseline,
         standardize=cfg.standardize,
+        cache=cfg.cache,
+        cache_dir=cfg.cache_dir or None,
         progress=progress,
     )
     return ECGArrays(
@@ -786,6 +796,8 @@ class _Run:
         self.history: list[dict[str, Any]] = []
         self.stage_metrics: dict[str, dict[str, float]] = {}
         self.config_dict = to_dict(cfg)
+        for key in ("cache", "cache_dir"):  # where the data are cached does not change results
+            self.config_dict["data"].pop(key)
         self.train_labels = torch.as_tensor(np.asarray(data.labels[self.train_rows]))
 
     # -------------------------------------------------------------- helpers
@@ -1060,7 +1072,7 @@ def _check_run_folder(out: Path, cfg: ECGConfig) -> dict[str, Any] | None:
     diff = config_diff(
         state["config"],
         jsonable(to_dict(cfg)),
-        frozenset({"trainer.progress", "trainer.log_every", "trainer.device"}),
+        _RESUME_IGNORES,
     )
     if diff:
         raise InputError(
@@ -1111,16 +1123,16 @@ def train(
         logger.info("%s already finished; reporting its metrics.", out)
         metrics: dict[str, Any] = read_json(out / "metrics.json")
         return metrics
+    if data is None:  # bad data fails before anything is written
+        data = load_data(cfg.data, progress=progress)
+    label_index = branch_label_index(data, cfg.model, cfg.data.label_set)
+    run = _Run(cfg, out, data, progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_yaml(to_dict(cfg)))
     with _log_file(out / "log.txt"):
-        if data is None:
-            data = load_data(cfg.data, progress=progress)
-        run = _Run(cfg, out, data, progress)
         if state is None:
             _save_state(out, cfg, False, [])
         seed_everything(cfg.trainer.seed)
-        label_index = branch_label_index(data, cfg.model, cfg.data.label_set)
         model = build_model(
             cfg,
             label_index,

@@ -25,6 +25,16 @@ T = 250  # 2.5 s at 100 Hz keeps the tests small; latent length 8
 TINY: dict[str, Any] = {"width": 4, "layers": (1, 1, 1, 1)}
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine one intra-op thread is many times faster than two
+    # (no spinning OpenMP barriers); restored afterwards for the other test modules.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def _branch(kind="2d", c=3, ppc=2, t_p=3, **kw):
     torch.manual_seed(0)
     return PrototypeBranch(kind, c, ppc, T, proto_time_len=t_p, **TINY, **kw)

@@ -38,6 +38,16 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine one intra-op thread is many times faster than two
+    # (no spinning OpenMP barriers); restored afterwards for the other test modules.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ecg")
@@ -115,7 +125,7 @@ def test_projection_makes_every_prototype_a_real_training_window(trained):
             source = windows[row_pos[rec["row"]], rec["window"]]
             assert torch.equal(proto, source), (name, j)
             # ... and, recomputed alone, the same window up to float rounding
-            x = torch.from_numpy(np.asarray(data.signals[rec["row"]]))[None]
+            x = torch.from_numpy(np.array(data.signals[rec["row"]]))[None]
             with torch.no_grad():
                 alone = branch.windows(branch.latent(x))[0, rec["window"]]
             torch.testing.assert_close(alone, proto, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,249 @@
+"""Clinical explanation reports and the ``ecg train | evaluate | explain`` commands."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import pipelines.ecg_cli  # registers the `ecg` command group
+from medical.ecg.explain import ExplainOptions, explain, render_report
+from medical.ecg.synth import write_synthetic_ptbxl
+from medical.ecg.train import ECGConfig, load_data, load_run, train
+from pipelines.cli import main
+from shared.config import load_config
+from shared.errors import InputError
+
+REPO = Path(__file__).resolve().parents[3]
+EVIL_REPORT = "<script>alert('x')</script> & \"quoted\""
+EVIL_DEVICE = "'><img src=x onerror=alert(1)>"
+TINY = [
+    "model.width=4",
+    "model.layers=1,1,1,1",
+    "model.ppc_rhythm=2",
+    "model.ppc_morphology=2",
+    "model.ppc_global=2",
+    "trainer.epochs=1",
+    "stages.feature_epochs=0",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # On a shared 2-core machine one intra-op thread is many times faster than two
+    # (no spinning OpenMP barriers); restored afterwards for the other test modules.
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("explain")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONTRASUITE_CACHE", str(root / "cache"))
+        data_dir = write_synthetic_ptbxl(root / "data", n_records=100, seed=3, progress=False)
+        db = pd.read_csv(data_dir / "ptbxl_database.csv", index_col="ecg_id")
+        evil = int(db.index[db.strat_fold == 10][0])
+        db.loc[evil, "report"] = EVIL_REPORT
+        db.loc[evil, "device"] = EVIL_DEVICE
+        db.to_csv(data_dir / "ptbxl_database.csv")
+        cfg = load_config(ECGConfig, {"data": {"data_dir": str(data_dir)}}, TINY)
+        train(cfg, root / "run", progress=False)
+        data = load_data(cfg.data, progress=False)
+    return {"root": root, "data_dir": data_dir, "run": root / "run", "evil": evil, "data": data}
+
+
+@pytest.fixture(autouse=True)
+def _cache(env, monkeypatch):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(env["root"] / "cache"))
+
+
+def _sources(page: str) -> list[str]:
+    return re.findall(r"""\b(?:src|href)\s*=\s*['"]([^'"]*)['"]""", page)
+
+
+def test_report_is_self_contained_and_escapes_metadata(env, tmp_path):
+    out = tmp_path / "one.html"
+    paths = explain(env["run"], ecg_ids=[env["evil"]], out=out, progress=False)
+    assert paths == [out]
+    page = out.read_text(encoding="utf-8")
+    assert "<script" not in page.lower()
+    assert "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;quoted&quot;" in page
+    assert "&#x27;&gt;&lt;img src=x onerror=alert(1)&gt;" in page
+    sources = _sources(page)
+    assert sources, "the report should embed its images"
+    for src in sources:  # every image embedded, nothing to fetch
+        assert src.startswith("data:image/png;base64,"), src[:60]
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "http://" not in page
+    assert "https://" not in page
+    assert "<link" not in page
+
+
+def test_report_content(env):
+    run = load_run(env["run"])
+    data = env["data"]
+    ecg_id = int(data.ecg_ids[data.rows([10])[1]])
+    opts = ExplainOptions(top_predictions=2, prototypes_per_prediction=2)
+    page = render_report(run, data, ecg_id, opts)
+    assert f"ECG {ecg_id}: prototype explanation" in page
+    assert "25 mm/s, 10 mm/mV" in page
+    assert page.count("Contribution to the logit") == 4
+    assert page.count("looks like this part of a training ECG") == 4
+    for code in (n for n, y in zip(data.label_names, data.labels[data.row_of(ecg_id)]) if y > 0):
+        assert f"<b>{code}</b>" in page  # reference statements are always listed
+    assert "&#10003; reference" in page
+    assert "Source ECG" in page
+
+
+def test_contributions_add_up_to_the_logit(env):
+    model = load_run(env["run"]).model
+    x = torch.from_numpy(np.array(env["data"].signals[:3]))
+    with torch.no_grad():
+        out = model(x)
+        total = model.contributions(out.similarities).sum(-1) + model.fusion.bias
+    torch.testing.assert_close(total, out.logits, rtol=1e-5, atol=1e-5)
+
+
+def test_batch_mode_writes_an_index(env, tmp_path):
+    data = env["data"]
+    ids = [int(i) for i in data.ecg_ids[data.rows([10])[:2]]]
+    code = main(
+        [
+            "ecg",
+            "explain",
+            "--run",
+            str(env["run"]),
+            "--data-dir",
+            str(env["data_dir"]),
+            "--ecg-id",
+            str(ids[0]),
+            "--ecg-id",
+            str(ids[1]),
+            "--out",
+            str(tmp_path / "rep"),
+            "--top",
+            "1",
+            "--prototypes",
+            "1",
+            "-q",
+        ]
+    )
+    assert code == 0
+    index = (tmp_path / "rep" / "index.html").read_text()
+    for i in ids:
+        assert (tmp_path / "rep" / f"ecg_{i}.html").exists()
+        assert f"href='ecg_{i}.html'" in index
+
+
+def test_fold_mode_explains_every_ecg_of_the_fold(env, tmp_path, monkeypatch):
+    import medical.ecg.explain as ex
+
+    monkeypatch.setattr(ex, "render_report", lambda run, data, i, opts: f"<p>{i}</p>")
+    paths = explain(env["run"], fold=10, out=tmp_path / "fold", progress=False)
+    data = env["data"]
+    ids = [int(i) for i in data.ecg_ids[data.rows([10])]]
+    assert [p.name for p in paths] == [f"ecg_{i}.html" for i in ids] + ["index.html"]
+    with pytest.raises(InputError, match="strat_fold 11"):
+        explain(env["run"], fold=11, progress=False)
+
+
+def test_unknown_ecg_id_and_foreign_run_folders_are_input_errors(env, tmp_path, capsys):
+    with pytest.raises(InputError, match="99999"):
+        explain(env["run"], ecg_ids=[99999], progress=False)
+    code = main(["ecg", "explain", "--run", str(env["run"]), "--ecg-id", "99999"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "99999" in err
+    # a run folder of another pipeline (a stage sub-run written by the core Trainer)
+    code = main(["ecg", "explain", "--run", str(env["run"] / "fusion"), "--ecg-id", "1"])
+    assert code == 2
+    assert "another pipeline" in capsys.readouterr().err
+    assert main(["ecg", "explain", "--run", str(tmp_path / "nope"), "--ecg-id", "1"]) == 2
+    assert main(["ecg", "evaluate", "--run", str(env["run"] / "rhythm" / "joint")]) == 2
+    with pytest.raises(InputError, match="neither"):
+        explain(env["run"], progress=False)
+
+
+def test_cli_train_evaluate_and_baseline_refusal(env, tmp_path):
+    out = tmp_path / "base"
+    code = main(
+        [
+            "ecg",
+            "train",
+            "--data-dir",
+            str(env["data_dir"]),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            "-q",
+            "model.architecture=resnet1d",
+            "model.width=4",
+            "model.layers=1,1,1,1",
+            "--device",
+            "cpu",
+        ]
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    (out / "metrics.json").unlink()
+    assert main(["ecg", "evaluate", "--run", str(out), "-q"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["macro_auc"] == pytest.approx(metrics["macro_auc"])
+    for key in ("macro_auc", "weighted_auc", "n_test", "per_label", "label_set"):
+        assert key in again
+    with pytest.raises(InputError, match="no prototypes"):
+        explain(out, ecg_ids=[1], progress=False)
+    assert (
+        main(
+            ["ecg", "train", "--data-dir", str(tmp_path / "missing"), "--out", str(tmp_path / "x")]
+        )
+        == 2
+    )
+    assert not (tmp_path / "x").exists()
+
+
+def test_demo_step_smoke(tmp_path):
+    row = pipelines.ecg_cli.demo_step(
+        tmp_path / "ecg", quick=True, smoke=True, progress=False, device="cpu"
+    )
+    assert set(row) == {"title", "metrics", "summary_html", "links", "notes"}
+    assert (tmp_path / "ecg" / row["links"]["report"]).exists()
+    assert np.isfinite(row["metrics"]["macro_auc"])
+    assert "ecg/" + row["links"]["report"] in row["summary_html"]
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_report_renders_in_headless_chromium(env, tmp_path):
+    from PIL import Image
+
+    report = explain(env["run"], ecg_ids=[env["evil"]], out=tmp_path / "r.html", progress=False)[0]
+    png = tmp_path / "r.png"
+    subprocess.run(
+        [str(REPO / "scripts" / "screenshot_report.sh"), str(report), str(png), "1300", "1800"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    image = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert image.shape[:2] == (1800, 1300)
+    pink = (image[..., 0] > 200) & (image[..., 1] < 215) & (image[..., 2] < 215)
+    dark = image.sum(-1) < 150
+    assert pink.mean() > 0.02, "the ECG grid should be visible"
+    assert dark.mean() > 0.001, "text and traces should be visible"
