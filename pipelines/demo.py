@@ -144,6 +144,7 @@ class _Outcome:
     seconds: float
     result: DemoResult | None = None
     error: str = ""
+    bad_input: bool = False
 
 
 def run_demo(
@@ -172,7 +173,8 @@ def run_demo(
         debug: Log the traceback of a failing step.
 
     Returns:
-        0 when every step succeeded, 1 otherwise.
+        0 when every step succeeded; 2 when the failures were all bad input
+        (:class:`~shared.errors.InputError`, e.g. a run folder of another config); 1 otherwise.
 
     Raises:
         InputError: If ``out`` exists and is not a folder, or a step name is unknown.
@@ -212,7 +214,9 @@ def run_demo(
                 err,
                 exc_info=debug,
             )
-            outcomes.append(_Outcome(step, "failed", seconds, error=f"{type(err).__name__}: {err}"))
+            bad_input = isinstance(err, InputError)
+            error = str(err) if bad_input else f"{type(err).__name__}: {err}"
+            outcomes.append(_Outcome(step, "failed", seconds, error=error, bad_input=bad_input))
             continue
         seconds = time.perf_counter() - t0
         logger.info("[demo] %s done in %.1f s", step.name, seconds)
@@ -230,7 +234,7 @@ def run_demo(
             ", ".join(failed),
             index,
         )
-        return 1
+        return 2 if all(o.bad_input for o in outcomes if o.status != "ok") else 1
     logger.info("[demo] finished in %.1f s; open %s", total, index.resolve())
     return 0
 

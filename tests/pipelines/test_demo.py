@@ -84,7 +84,6 @@ def test_a_failing_step_is_reported_and_the_others_still_run(cli, tmp_path, monk
             links={"result": "result.txt"},
         )
 
-    entries = DEMO_STEPS._entries
     monkeypatch.setattr(
         DEMO_STEPS,
         "_entries",
@@ -105,7 +104,19 @@ def test_a_failing_step_is_reported_and_the_others_still_run(cli, tmp_path, monk
     summary = json.loads((out / "demo.json").read_text())
     assert summary["steps"]["broken"]["status"] == "failed"
     assert summary["steps"]["fine"]["metrics"] == {"acc": 0.9}
-    monkeypatch.setattr(DEMO_STEPS, "_entries", entries)
+
+
+def test_a_step_with_bad_input_exits_2(cli, tmp_path, monkeypatch):
+    from shared.errors import InputError
+
+    def refuses(ctx: DemoContext) -> DemoResult:
+        raise InputError(f"{ctx.out_dir} holds a run with a different config")
+
+    monkeypatch.setattr(DEMO_STEPS, "_entries", {"x": DemoStep("x", "refuses", refuses)})
+    result = cli("demo", "-q", "--out", str(tmp_path))
+    assert result.code == 2
+    assert "different config" in result.err
+    assert "different config" in (tmp_path / "index.html").read_text()
 
 
 def test_demo_out_must_be_a_folder(cli, tmp_path):
