@@ -56,6 +56,7 @@ from shared.training import Trainer, TrainerConfig
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "METHODS",
     "QUICK",
     "SMOKE",
     "ShowcaseConfig",
@@ -64,6 +65,9 @@ __all__ = [
 ]
 
 Method = Literal["simclr", "supcon"]
+
+#: The methods ``methods`` may list: the task class trained for each (solo-learn's METHODS).
+METHODS: dict[str, type[TwoViewTask]] = {"simclr": SimCLRTask, "supcon": SupConTask}
 
 _TITLES = {
     "pixels": "raw pixels",
@@ -421,9 +425,11 @@ def _build_task(method: str, cfg: ShowcaseConfig, augment: DigitAugment) -> TwoV
     m = cfg.model
     encoder = DigitsCNN(m.width, m.num_features)
     head = ProjectionHead(m.num_features, m.head_hidden, m.head_out, num_layers=m.head_layers)
-    if method == "supcon":
-        return SupConTask(encoder, head, augment, cfg.loss.supcon_temperature)
-    return SimCLRTask(encoder, head, augment, cfg.loss.simclr_temperature)
+    return METHODS[method](encoder, head, augment, _temperature(method, cfg))
+
+
+def _temperature(method: str, cfg: ShowcaseConfig) -> float:
+    return cfg.loss.supcon_temperature if method == "supcon" else cfg.loss.simclr_temperature
 
 
 def _run_config(method: str, cfg: ShowcaseConfig) -> dict[str, Any]:
@@ -431,10 +437,9 @@ def _run_config(method: str, cfg: ShowcaseConfig) -> dict[str, Any]:
 
     Probe and plot settings are left out, so changing them reuses the trained encoders.
     """
-    temperature = cfg.loss.supcon_temperature if method == "supcon" else cfg.loss.simclr_temperature
     return {
         "method": method,
-        "temperature": temperature,
+        "temperature": _temperature(method, cfg),
         "batch_size": cfg.batch_size,
         "data": to_dict(cfg.data),
         "augment": to_dict(cfg.augment),

@@ -120,3 +120,12 @@ def test_config_presets_load():
         from_dict(ShowcaseConfig, {"methods": ["simclr", "byol"]})
     with pytest.raises(ConfigError, match="image_size"):
         from_dict(ShowcaseConfig, {"data": {"image_size": 2}})
+
+
+def test_methods_table_matches_the_config_choices():
+    from typing import get_args
+
+    from pipelines.showcase import METHODS, Method
+
+    assert set(METHODS) == set(get_args(Method))
+    assert set(ShowcaseConfig().methods) == set(METHODS)
