@@ -161,6 +161,7 @@ config keys (KEY=VALUE, dotted):
   stages.{feature_epochs,joint_epochs,prototype_epochs,project,classifier_epochs,fusion_epochs,
           fusion_lr,fusion_input,frozen_eval}
   trainer.{epochs,lr,optimizer,weight_decay,scheduler,patience,monitor,seed,device,...}
+  threads (torch intra-op threads; 1 is fastest on a small CPU shared with other jobs)
 """
 
 
@@ -418,6 +419,7 @@ def demo_step(
     layers.append({
         "data": {"data_dir": str(data_dir.resolve()), "cache_dir": str((out / "cache").resolve())},
         "trainer": {"seed": seed, "device": device, "progress": progress},
+        "threads": 1,  # one intra-op thread: no oversubscription on small shared CPUs
     })  # fmt: skip
     cfg = build_config(ECGConfig, *layers, source="demo settings")
     run_dir = out / "run"

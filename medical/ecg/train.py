@@ -29,6 +29,39 @@ The run folder: ``config.yaml``, ``metrics.json`` (test fold 10: ``macro_auc``,
 state_dict), ``state.pt`` (the stages done; each stage folder holds its own optimizer state),
 ``prototypes.json`` and ``test_predictions.csv``. Started again with the same command, a run
 resumes in the stage it was in, from its last complete epoch.
+
+Where this differs from the official code (methods.md 1.9), and the option that restores the
+official behaviour where it changes results (each tested both ways):
+
+====  ===========================================================  =================================
+1.9   official code                                                here
+====  ===========================================================  =================================
+1     ResNet2D conv1 left random by a no-op "adaptation", the      no pretrained weights can be
+      rest ImageNet-initialised                                    downloaded: everything random
+2     window activations mean-pooled in training/inference but     ``model.pooling=max`` (default)
+      max-pooled for projection                                    / ``mean`` (official)
+2     scale 13 / 4 / 1 (partial / global / 1D) never rescaled      kept: ``model.similarity_scale=
+                                                                   official``; ``cosine`` option
+3     fold 9 drawn by a weighted sampler with replacement, ECGs    ``data.val_sampling=full``
+      without a branch label never drawn                           (default) / ``official``
+4     test AUROC averaged over batches of 32, absent classes       whole-fold macro and weighted
+      skipped                                                      AUROC; the official number is
+                                                                   also reported
+                                                                   (``batch_averaged_auc_official``)
+5     frozen branches put back in train mode by Lightning (BN      ``stages.frozen_eval=true``
+      statistics drift, dropout on)                                (default) / ``false``
+6     co-occurrence matrix loaded from hard-coded paths,           computed from the training
+      silently None on failure, moved to cuda in ``__init__``      labels of each run, a buffer
+7     ``pos_weight = (sum_k n_k - n_c) / n_c`` with the total      ``loss.pos_weight=samples``
+      number of label instances                                    (default) / ``label_instances``
+8, 9  label-mapping and logging oddities                           fusion targets: ``label_set``
+                                                                   columns in scp_statements order
+====  ===========================================================  =================================
+
+Two further choices: the fusion layer reads similarities standardized with training-set
+statistics (``stages.fusion_input=standardized``; ``raw`` is the official input, see
+:class:`~medical.ecg.model.ProtoECGNet`), and a class without a training positive has its
+prototypes projected onto the best window of any training ECG (:mod:`medical.ecg.projection`).
 """
 
 from __future__ import annotations
@@ -96,7 +129,14 @@ DOMAIN = "ecg"
 _STATE_VERSION = 1
 # Settings that may change between a run and its resume without changing results.
 _RESUME_IGNORES = frozenset(
-    {"trainer.progress", "trainer.log_every", "trainer.device", "data.cache", "data.cache_dir"}
+    {
+        "trainer.progress",
+        "trainer.log_every",
+        "trainer.device",
+        "data.cache",
+        "data.cache_dir",
+        "threads",
+    }
 )
 
 
@@ -274,6 +314,8 @@ class ECGConfig:
         stages: Epochs per stage and the frozen-part behaviour.
         trainer: The training loop, shared by every stage (Adam, lr 1e-4, weight decay 1.7e-4,
             cosine schedule, 200 epochs, early stopping on validation macro AUROC).
+        threads: torch intra-op threads while training (0: torch's default). On a small shared
+            CPU, 1 avoids oversubscription (several times faster when other processes run).
     """
 
     data: DataConfig = field(default_factory=DataConfig)
@@ -281,6 +323,16 @@ class ECGConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     stages: StageConfig = field(default_factory=StageConfig)
     trainer: TrainerConfig = field(default_factory=_paper_trainer)
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        """Check the values.
+
+        Raises:
+            ConfigError: If ``threads`` is negative.
+        """
+        if self.threads < 0:
+            raise ConfigError(f"Expected `threads` >= 0, but got {self.threads}.")
 
 
 # ----------------------------------------------------------------------------- data
@@ -798,6 +850,7 @@ class _Run:
         self.config_dict = to_dict(cfg)
         for key in ("cache", "cache_dir"):  # where the data are cached does not change results
             self.config_dict["data"].pop(key)
+        self.config_dict.pop("threads")
         self.train_labels = torch.as_tensor(np.asarray(data.labels[self.train_rows]))
 
     # -------------------------------------------------------------- helpers
@@ -1034,6 +1087,18 @@ def _device(name: str) -> torch.device:
 
 
 @contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Use ``n`` intra-op threads in the block (0: leave torch's setting alone)."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def _log_file(path: Path) -> Iterator[None]:
     """Copy this package's and the Trainer's log records to ``path``."""
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -1129,7 +1194,7 @@ def train(
     run = _Run(cfg, out, data, progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_yaml(to_dict(cfg)))
-    with _log_file(out / "log.txt"):
+    with _log_file(out / "log.txt"), _torch_threads(cfg.threads):
         if state is None:
             _save_state(out, cfg, False, [])
         seed_everything(cfg.trainer.seed)

@@ -1,0 +1,256 @@
+"""ECG benchmark: data reading speed, training throughput per branch, and real-subset AUROC.
+
+Three parts, JSON on stdout (progress on stderr):
+
+* ``data``: records per second read with plain wfdb vs from the memory-mapped cache, on the
+  shared PTB-XL subset (:func:`bench_ecg_data.bench_data`).
+* ``throughput``: training samples per second at batch 32 on the CPU, for each ProtoECGNet
+  branch at the paper's size (ResNet-18 width 64, 100 Hz, 1000 samples; ppc 5 / 18 / 7 over
+  16 / 52 / 3 classes), in the ``feature`` stage (backbone + linear head, BCE) and the ``joint``
+  stage (the whole prototype loss), for the black-box ResNet1D baseline (71 labels), and the
+  inference rate of the fused model. Random inputs: the speed does not depend on the data.
+  Measured with 1 intra-op thread and with torch's default.
+* ``real_subset`` (``--real``): ``ecg train`` on folds 1-8 of the real 500-record subset,
+  test fold 10, for ``superdiagnostic`` and ``all``: ProtoECGNet and the ResNet1D baseline of
+  the same backbone size, trained with the same trainer settings. Runs are resumable folders
+  under ``--work-dir``.
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_ecg.py                      # data + throughput
+    .venv/bin/python benchmarks/bench_ecg.py --real --skip-data   # + the real-subset runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from medical.ecg.losses import LossConfig, jaccard_matrix
+from medical.ecg.model import PrototypeBranch, ResNet1DClassifier
+from medical.ecg.train import (
+    ECGConfig,
+    FeatureTask,
+    JointTask,
+    SupervisedTask,
+    build_model,
+    train,
+)
+from shared.config import load_config
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl-subset"
+BRANCH_SPECS = {  # name: (kind, classes, ppc, T_p)
+    "rhythm": ("1d", 16, 5, None),
+    "morphology": ("2d", 52, 18, 3),
+    "global": ("2d", 3, 7, None),
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _rate(step: Any, batch: int, warmup: int, min_steps: int, min_seconds: float) -> float:
+    for _ in range(warmup):
+        step()
+    n, start = 0, time.perf_counter()
+    while n < min_steps or time.perf_counter() - start < min_seconds:
+        step()
+        n += 1
+    return n * batch / (time.perf_counter() - start)
+
+
+def _train_step(task: Any, x: torch.Tensor, y: torch.Tensor) -> Any:
+    params = [p for p in task.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=1e-4, weight_decay=1.7e-4)
+    task.train()
+    batch = (x, y, torch.arange(len(x)))
+
+    def step() -> None:
+        out = task.training_step(batch)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        opt.step()
+
+    return step
+
+
+def bench_throughput(
+    batch: int = 32, length: int = 1000, threads: int = 0, min_seconds: float = 8.0
+) -> dict[str, Any]:
+    """Samples per second of one training step per branch and stage (see the module doc)."""
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(batch, 12, length)
+        out: dict[str, Any] = {
+            "threads": torch.get_num_threads(),
+            "batch": batch,
+            "samples": length,
+        }
+        for name, (kind, c, ppc, t_p) in BRANCH_SPECS.items():
+            y = (torch.rand(batch, c) < 0.2).float()
+            idx = torch.arange(c)
+            branch = PrototypeBranch(kind, c, ppc, length, proto_time_len=t_p, dropout=0.35)  # type: ignore[arg-type]
+            feature = FeatureTask(branch, idx, None)
+            rate_f = _rate(_train_step(feature, x, y), batch, 2, 3, min_seconds)
+            joint = JointTask(branch, idx, None, jaccard_matrix(y), LossConfig())
+            rate_j = _rate(_train_step(joint, x, y), batch, 2, 3, min_seconds)
+            out[name] = {
+                "feature_samples_per_s": rate_f,
+                "joint_samples_per_s": rate_j,
+                "params": sum(p.numel() for p in branch.parameters()),
+                "prototypes": branch.num_prototypes,
+            }
+            log(f"  {name}: feature {rate_f:.1f}/s, joint {rate_j:.1f}/s")
+        y = (torch.rand(batch, 71) < 0.1).float()
+        base = SupervisedTask(ResNet1DClassifier(71), torch.arange(71), None)
+        rate_b = _rate(_train_step(base, x, y), batch, 2, 3, min_seconds)
+        out["resnet1d_baseline"] = {
+            "samples_per_s": rate_b,
+            "params": sum(p.numel() for p in base.parameters()),
+        }
+        log(f"  resnet1d baseline: {rate_b:.1f}/s")
+        groups = {
+            "rhythm": list(range(16)),
+            "morphology": list(range(16, 68)),
+            "global": list(range(68, 71)),
+        }
+        model = build_model(ECGConfig(), groups, 71, length).eval()
+        with torch.no_grad():
+            rate_i = _rate(lambda: model(x), batch, 1, 3, min_seconds / 2)
+        out["fused_inference_samples_per_s"] = rate_i
+        out["fused_params"] = sum(p.numel() for p in model.parameters())
+        log(f"  fused model inference: {rate_i:.1f}/s")
+        return out
+    finally:
+        torch.set_num_threads(before)
+
+
+def bench_real(
+    data_dir: Path,
+    work_dir: Path,
+    epochs: int,
+    lr: float,
+    label_sets: list[str],
+    archs: tuple[str, ...] = ("resnet1d", "protoecgnet"),
+) -> dict[str, Any]:
+    """ProtoECGNet vs the ResNet1D baseline on the real subset, test fold 10."""
+    results: dict[str, Any] = {"data_dir": str(data_dir), "epochs_per_stage": epochs, "lr": lr}
+    common = [
+        f"trainer.epochs={epochs}",
+        f"trainer.lr={lr}",
+        "trainer.progress=false",
+        "threads=1",
+        "trainer.device=cpu",
+    ]
+    for label_set in label_sets:
+        for arch in archs:
+            cfg = load_config(
+                ECGConfig,
+                {"data": {"data_dir": str(data_dir)}},
+                [*common, f"data.label_set={label_set}", f"model.architecture={arch}"],
+            )
+            run = work_dir / f"{label_set}-{arch}"
+            log(f"[real subset] {label_set} / {arch} -> {run}")
+            start = time.perf_counter()
+            m = train(cfg, run, progress=False)
+            key = f"{label_set}/{arch}"
+            results[key] = {
+                "macro_auc": m["macro_auc"],
+                "weighted_auc": m["weighted_auc"],
+                "n_test": m["n_test"],
+                "n_labels": m["n_labels"],
+                "n_labels_evaluated": m["n_labels_evaluated"],
+                "params": m["params"],
+                "train_seconds": m.get("train_seconds"),
+                "wall_seconds_this_call": time.perf_counter() - start,
+                "run": str(run),
+                "branches": m.get("branches"),
+                "stages": {
+                    k: {
+                        "val_macro_auc": v.get("macro_auc"),
+                        "best_epoch": v.get("best_epoch"),
+                        "epochs": v.get("epochs"),
+                        "samples_per_s": v.get("samples_per_s"),
+                    }
+                    for k, v in (m.get("stages") or {}).items()
+                },
+            }
+            log(f"  macro AUROC {m['macro_auc']:.4f}, weighted {m['weighted_auc']:.4f}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA, help="the real PTB-XL subset"
+    )
+    parser.add_argument("--skip-data", action="store_true", help="skip the data-reading part")
+    parser.add_argument("--skip-throughput", action="store_true", help="skip the throughput part")
+    parser.add_argument("--real", action="store_true", help="train on the real subset (long)")
+    parser.add_argument(
+        "--work-dir", type=Path, default=Path("runs/bench_ecg"), help="run folders of --real"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=30, help="epochs per stage for --real (default 30)"
+    )
+    parser.add_argument(
+        "--lr", type=float, default=1e-3, help="learning rate for --real (default 1e-3)"
+    )
+    parser.add_argument("--label-sets", default="superdiagnostic,all", help="label sets for --real")
+    parser.add_argument("--archs", default="resnet1d,protoecgnet", help="architectures for --real")
+    parser.add_argument(
+        "--seconds", type=float, default=8.0, help="minimum timing per throughput case"
+    )
+    parser.add_argument("--out", type=Path, help="also write the JSON to this file")
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+        },
+    }
+    if not args.skip_data:
+        from bench_ecg_data import bench_data
+
+        log("[data] wfdb vs cache on the real subset")
+        results["data"] = bench_data(args.data_dir, (100,), repeats=5)
+    if not args.skip_throughput:
+        results["throughput"] = {}
+        for threads in (1, 0):
+            log(f"[throughput] batch 32, {threads or 'default'} thread(s)")
+            results["throughput"][f"threads_{threads or 'default'}"] = bench_throughput(
+                threads=threads, min_seconds=args.seconds
+            )
+    if args.real:
+        labels = [s for s in args.label_sets.split(",") if s]
+        results["real_subset"] = bench_real(
+            args.data_dir, args.work_dir, args.epochs, args.lr, labels
+        )
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
