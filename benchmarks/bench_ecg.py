@@ -146,11 +146,17 @@ def bench_real(
     lr: float,
     label_sets: list[str],
     archs: tuple[str, ...] = ("resnet1d", "protoecgnet"),
+    baseline_epochs: int | None = None,
 ) -> dict[str, Any]:
     """ProtoECGNet vs the ResNet1D baseline on the real subset, test fold 10."""
-    results: dict[str, Any] = {"data_dir": str(data_dir), "epochs_per_stage": epochs, "lr": lr}
+    baseline_epochs = baseline_epochs or 2 * epochs  # a branch backbone: feature + joint stages
+    results: dict[str, Any] = {
+        "data_dir": str(data_dir),
+        "epochs_per_stage": epochs,
+        "baseline_epochs": baseline_epochs,
+        "lr": lr,
+    }
     common = [
-        f"trainer.epochs={epochs}",
         f"trainer.lr={lr}",
         "trainer.progress=false",
         "threads=1",
@@ -161,7 +167,12 @@ def bench_real(
             cfg = load_config(
                 ECGConfig,
                 {"data": {"data_dir": str(data_dir)}},
-                [*common, f"data.label_set={label_set}", f"model.architecture={arch}"],
+                [
+                    *common,
+                    f"trainer.epochs={baseline_epochs if arch == 'resnet1d' else epochs}",
+                    f"data.label_set={label_set}",
+                    f"model.architecture={arch}",
+                ],
             )
             run = work_dir / f"{label_set}-{arch}"
             log(f"[real subset] {label_set} / {arch} -> {run}")
@@ -207,7 +218,13 @@ def main(argv: list[str] | None = None) -> int:
         "--work-dir", type=Path, default=Path("runs/bench_ecg"), help="run folders of --real"
     )
     parser.add_argument(
-        "--epochs", type=int, default=30, help="epochs per stage for --real (default 30)"
+        "--epochs", type=int, default=12, help="epochs per stage for --real (default 12)"
+    )
+    parser.add_argument(
+        "--baseline-epochs",
+        type=int,
+        default=None,
+        help="epochs of the baseline (default: 2 x --epochs, a branch backbone's feature + joint)",
     )
     parser.add_argument(
         "--lr", type=float, default=1e-3, help="learning rate for --real (default 1e-3)"
@@ -241,8 +258,9 @@ def main(argv: list[str] | None = None) -> int:
             )
     if args.real:
         labels = [s for s in args.label_sets.split(",") if s]
+        archs = tuple(a for a in args.archs.split(",") if a)
         results["real_subset"] = bench_real(
-            args.data_dir, args.work_dir, args.epochs, args.lr, labels
+            args.data_dir, args.work_dir, args.epochs, args.lr, labels, archs, args.baseline_epochs
         )
     text = json.dumps(results, indent=2)
     print(text)

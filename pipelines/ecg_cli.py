@@ -203,14 +203,20 @@ def _with_data_dir(cfg: Any, data_dir: str | None) -> Any:
     return dataclasses.replace(cfg, data=data)
 
 
+def _num(value: Any, digits: int = 4) -> str:
+    """A metric for printing; NaN (``None`` in JSON) when no label was evaluable."""
+    return "nan" if value is None else f"{float(value):.{digits}f}"
+
+
 def _print_metrics(metrics: dict[str, Any]) -> None:
     print(
         f"test fold 10 ({metrics['label_set']}, {metrics['n_test']} ECGs, "
         f"{metrics['n_labels_evaluated']}/{metrics['n_labels']} labels evaluable): "
-        f"macro AUROC {metrics['macro_auc']:.4f}, weighted AUROC {metrics['weighted_auc']:.4f}"
+        f"macro AUROC {_num(metrics['macro_auc'])}, "
+        f"weighted AUROC {_num(metrics['weighted_auc'])}"
     )
     for name, b in (metrics.get("branches") or {}).items():
-        print(f"  {name:10s} branch classifier: macro AUROC {b['macro_auc']:.4f}")
+        print(f"  {name:10s} branch classifier: macro AUROC {_num(b['macro_auc'])}")
 
 
 def _train_command(args: argparse.Namespace) -> int:
@@ -446,9 +452,9 @@ def demo_step(
     )
     prefix = f"{out.name}/"
     summary = (
-        f"<p>Test fold 10: macro AUROC <b>{metrics['macro_auc']:.3f}</b>, weighted AUROC "
-        f"{metrics['weighted_auc']:.3f} over {metrics['n_labels_evaluated']} statements present "
-        f"in {metrics['n_test']} synthetic ECGs.</p>"
+        f"<p>Test fold 10: macro AUROC <b>{_num(metrics['macro_auc'], 3)}</b>, weighted AUROC "
+        f"{_num(metrics['weighted_auc'], 3)} over {metrics['n_labels_evaluated']} statements "
+        f"present in {metrics['n_test']} synthetic ECGs.</p>"
         f"<table><tr><th>branch classifier</th><th>macro AUROC</th></tr>{branch_rows}</table>"
         f"<p><a href='{html.escape(prefix + rel)}'>Explanation report for ECG {best_id}</a>: "
         "its 12-lead trace, predicted statements, and the prototypes (real training ECG "
@@ -457,8 +463,8 @@ def demo_step(
     return {
         "title": "ProtoECGNet on synthetic PTB-XL",
         "metrics": {
-            "macro_auc": float(metrics["macro_auc"]),
-            "weighted_auc": float(metrics["weighted_auc"]),
+            "macro_auc": float(_num(metrics["macro_auc"], 6)),
+            "weighted_auc": float(_num(metrics["weighted_auc"], 6)),
             "n_test": int(metrics["n_test"]),
         },
         "summary_html": summary,

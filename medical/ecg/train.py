@@ -58,10 +58,11 @@ official behaviour where it changes results (each tested both ways):
                                                                    columns in scp_statements order
 ====  ===========================================================  =================================
 
-Two further choices: the fusion layer reads similarities standardized with training-set
+Further choices: the fusion layer reads similarities standardized with training-set
 statistics (``stages.fusion_input=standardized``; ``raw`` is the official input, see
-:class:`~medical.ecg.model.ProtoECGNet`), and a class without a training positive has its
-prototypes projected onto the best window of any training ECG (:mod:`medical.ecg.projection`).
+:class:`~medical.ecg.model.ProtoECGNet`); a class without a training positive has its
+prototypes projected onto the best window of any training ECG (:mod:`medical.ecg.projection`),
+and their fusion weights are held at 0 (``stages.prune_absent``; a no-op on the full PTB-XL).
 """
 
 from __future__ import annotations
@@ -256,6 +257,10 @@ class StageConfig:
         classifier_epochs: Branch classifier only (0: skipped; the fusion does not use it).
         fusion_epochs: The fusion classifier.
         fusion_lr: Learning rate of the classifier and fusion stages (``None``: ``trainer.lr``).
+        prune_absent: Hold the fusion weights of prototypes whose class has no training positive
+            at 0 (they were projected onto an arbitrary window, see
+            :mod:`medical.ecg.projection`). A no-op on the full PTB-XL, where every class has
+            training positives.
         fusion_input: ``"standardized"``: the fusion layer reads similarities standardized
             with training-set statistics (see :class:`~medical.ecg.model.ProtoECGNet`);
             ``"raw"``: the official raw similarities.
@@ -271,6 +276,7 @@ class StageConfig:
     fusion_epochs: int | None = None
     fusion_lr: float | None = None
     fusion_input: Literal["standardized", "raw"] = "standardized"
+    prune_absent: bool = True
     frozen_eval: bool = True
 
     def __post_init__(self) -> None:
@@ -748,9 +754,12 @@ class LinearStageTask(StageTask):
         l1_mask: Which weights the L1 term covers (1.0) — the wrong-class connections of a
             branch classifier; ``None``: the whole matrix (fusion). Shape: like the weight.
         frozen_eval: See :class:`StageTask`.
+        weight_mask: 0.0 where a weight is pruned (held at 0), else 1.0; ``None``: no pruning.
+            Shape: like the weight.
     """
 
     l1_mask: Tensor | None
+    weight_mask: Tensor | None
 
     def __init__(
         self,
@@ -762,25 +771,38 @@ class LinearStageTask(StageTask):
         l1: float,
         l1_mask: Tensor | None = None,
         frozen_eval: bool = True,
+        weight_mask: Tensor | None = None,
     ) -> None:
         super().__init__(label_index, pos_weight, frozen_eval)
         self.linear = linear
         self.similarities = similarities
         self.l1 = l1
         self.register_buffer("l1_mask", l1_mask, persistent=False)
+        self.register_buffer("weight_mask", weight_mask, persistent=False)
         self.freeze(*frozen)
         set_frozen(linear, False)
+
+    def weight(self) -> Tensor:
+        """The layer's weight with pruned entries at 0."""
+        w = self.linear.weight
+        return w if self.weight_mask is None else w * self.weight_mask
 
     def logits(self, inputs: Tensor) -> Tensor:
         """The layer applied to (precomputed or computed) similarities."""
         sims = inputs if inputs.ndim == 2 else self.similarities(inputs)
-        return self.linear(sims)
+        return F.linear(sims, self.weight(), self.linear.bias)
+
+    @torch.no_grad()
+    def bake_mask(self) -> None:
+        """Write the pruned weight into the layer (after training)."""
+        if self.weight_mask is not None:
+            self.linear.weight.mul_(self.weight_mask)
 
     def training_step(self, batch: Any) -> dict[str, Tensor]:
         """BCE + l1 * L1 norm of the (masked) weight."""
         inputs, y, _ = batch
         bce = self.bce(self.logits(inputs), self.targets(y))
-        w = self.linear.weight
+        w = self.weight()
         l1 = (w if self.l1_mask is None else w * self.l1_mask).abs().sum()
         return {"loss": bce + self.l1 * l1, "loss/bce": bce.detach(), "loss/l1": l1.detach()}
 
@@ -1049,7 +1071,9 @@ class _Run:
         )
         return records
 
-    def run_fusion(self, model: ProtoECGNet, label_index: Tensor) -> None:
+    def run_fusion(
+        self, model: ProtoECGNet, label_index: Tensor, provenance: Sequence[Mapping[str, Any]]
+    ) -> None:
         st = self.cfg.stages
         if self.epochs(st.fusion_epochs) == 0:
             return
@@ -1070,9 +1094,30 @@ class _Run:
             self.cfg.loss.l1,
             None,
             st.frozen_eval,
+            weight_mask=self.prune_mask(model, provenance) if st.prune_absent else None,
         )
         tl, vl = self.linear_loaders(sims, label_index, "fusion")
         self.fit("fusion", task, self.epochs(st.fusion_epochs), tl, vl, st.fusion_lr)
+        task.bake_mask()
+
+    def prune_mask(
+        self, model: ProtoECGNet, provenance: Sequence[Mapping[str, Any]]
+    ) -> Tensor | None:
+        """Fusion-weight mask: 0 for the prototypes of classes without a training positive."""
+        offsets = model.prototype_offsets()
+        absent = [
+            offsets[r["branch"]] + int(r["prototype"])
+            for r in provenance
+            if not r.get("class_positive", True)
+        ]
+        if not absent:
+            return None
+        mask = torch.ones_like(model.fusion.weight)
+        mask[:, absent] = 0.0
+        logger.info(
+            "fusion: %d prototypes of classes without training positives are pruned.", len(absent)
+        )
+        return mask
 
     def run_baseline(self, net: ResNet1DClassifier, label_index: Tensor) -> None:
         task = SupervisedTask(net, label_index, self.pos_weight(label_index))
@@ -1211,7 +1256,7 @@ def train(
         if isinstance(model, ProtoECGNet):
             for name, branch in model.branches.items():
                 provenance += run.run_branch(name, branch, model.label_index(name))  # type: ignore[arg-type]
-            run.run_fusion(model, all_index)
+            run.run_fusion(model, all_index, provenance)
         else:
             assert isinstance(model, ResNet1DClassifier)
             run.run_baseline(model, all_index)

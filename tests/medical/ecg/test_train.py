@@ -149,6 +149,19 @@ def test_projection_makes_every_prototype_a_real_training_window(trained):
     assert any(r["class_positive"] for r in records if r["class"] == "AFIB")
 
 
+def test_fusion_prunes_prototypes_of_classes_without_training_positives(trained):
+    run = load_run(trained["run"])
+    offsets = run.model.prototype_offsets()
+    weight = run.model.fusion.weight.detach()
+    absent = [
+        offsets[r["branch"]] + r["prototype"] for r in run.prototypes if not r["class_positive"]
+    ]
+    present = [offsets[r["branch"]] + r["prototype"] for r in run.prototypes if r["class_positive"]]
+    assert absent, "the synthetic set lacks most of the 71 statements"
+    assert torch.count_nonzero(weight[:, absent]) == 0
+    assert torch.count_nonzero(weight[:, present]) > 0
+
+
 def test_loaded_checkpoint_reproduces_its_metrics(trained):
     run = load_run(trained["run"])
     metrics = evaluate_model(run.model, run.config, trained["data"])
