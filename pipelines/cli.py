@@ -10,15 +10,12 @@ traceback), 1 on an internal failure (a short message; the traceback with ``--de
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 import traceback
 from collections.abc import Sequence
 
-# The command modules, in the order `contrasuite --help` lists them. Each one registers itself.
-# Keep them light (argparse only; heavy imports inside the handlers).
-import pipelines.demo
-import pipelines.showcase_cli  # noqa: F401
 from pipelines.common import (
     COMMANDS,
     PROG,
@@ -32,7 +29,20 @@ from shared.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+
+#: The modules that register commands and demo steps, imported in this order: it is the order
+#: of the commands in `contrasuite --help` and of the demo's steps. A new domain adds one line.
+#: Keep them light (argparse only; heavy imports inside the handlers).
+COMMAND_MODULES = (
+    "pipelines.demo",  # contrasuite demo
+    "pipelines.showcase_cli",  # contrasuite showcase; demo step "core"
+    "pipelines.ecg_cli",  # contrasuite ecg synth|train|evaluate|explain
+    "pipelines.recsys_cli",  # contrasuite recsys evaluate
+    "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
+)
+for _module in COMMAND_MODULES:
+    importlib.import_module(_module)
 
 _EPILOG = """\
 examples:

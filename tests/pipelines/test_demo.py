@@ -40,14 +40,15 @@ def _check_demo_folder(out: Path, suffix: str, min_acc: float) -> dict:
 
 
 def test_demo_smoke_end_to_end_and_rerun(cli, tmp_path):
+    # The core step only: the domain steps have their own end-to-end tests (and take minutes).
     out = tmp_path / "demo"
-    result = cli("demo", "--smoke", "-q", "--out", str(out))
+    result = cli("demo", "--smoke", "-q", "--steps", "core", "--out", str(out))
     assert result.code == 0, result.err
     first = _check_demo_folder(out, "-smoke", 0.5)
     history = (out / "core" / "simclr-smoke" / "history.csv").read_text()
 
     # Again into the same folder: the finished runs are reused, not retrained.
-    result = cli("demo", "--smoke", "-q", "--out", str(out))
+    result = cli("demo", "--smoke", "-q", "--steps", "core", "--out", str(out))
     assert result.code == 0, result.err
     second = _check_demo_folder(out, "-smoke", 0.5)
     assert (out / "core" / "simclr-smoke" / "history.csv").read_text() == history
@@ -128,10 +129,30 @@ def test_demo_out_must_be_a_folder(cli, tmp_path):
     assert afile.read_text() == "x"
 
 
+def test_every_domain_has_a_demo_step():
+    import pipelines.cli  # noqa: F401
+
+    assert DEMO_STEPS.names()[0] == "core"
+    assert {"ecg", "recsys"} <= set(DEMO_STEPS.names())
+
+
+@pytest.mark.slow
+def test_demo_smoke_every_step(cli, tmp_path):
+    out = tmp_path / "demo"
+    result = cli("demo", "--smoke", "-q", "--out", str(out))
+    assert result.code == 0, result.err
+    summary = json.loads((out / "demo.json").read_text())
+    assert set(summary["steps"]) == set(DEMO_STEPS.names())
+    assert all(step["status"] == "ok" for step in summary["steps"].values())
+    index = (out / "index.html").read_text()
+    for name in DEMO_STEPS.names():
+        assert f'href="{name}/' in index
+
+
 @pytest.mark.slow
 def test_demo_quick_numbers_mean_something(cli, tmp_path):
     out = tmp_path / "demo"
-    result = cli("demo", "--quick", "-q", "--out", str(out))
+    result = cli("demo", "--quick", "-q", "--steps", "core", "--out", str(out))
     assert result.code == 0, result.err
     metrics = _check_demo_folder(out, "-quick", 0.9)
     assert metrics["supcon"]["probe_acc"] >= metrics["pixels"]["probe_acc"]
