@@ -309,10 +309,36 @@ def _build(cls: type[T], data: Mapping[str, Any], path: str, source: str) -> T:
     for name, f in fields.items():
         sub = _join(path, name)
         if name in data:
-            kwargs[name] = _coerce(data[name], hints[name], sub, source, text=False)
+            value = _overlay(_default_of(f), data[name])
+            kwargs[name] = _coerce(value, hints[name], sub, source, text=False)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{source}: missing required key `{sub}` ({_describe(hints[name])}).")
     return _construct(cls, kwargs, path, source)
+
+
+def _default_of(f: dataclasses.Field[Any]) -> Any:
+    """The field's default value (calling its factory), or MISSING."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
+def _overlay(base: Any, value: Any) -> Any:
+    """Lay a mapping over a dataclass default, so a parent's ``default_factory`` is kept.
+
+    ``trainer: TrainerConfig = field(default_factory=lambda: TrainerConfig(epochs=60))`` with
+    ``{"trainer": {"lr": 0.1}}`` gives ``epochs=60, lr=0.1``, not the class's ``epochs``.
+    """
+    if not (dataclasses.is_dataclass(base) and not isinstance(base, type)):
+        return value
+    if not isinstance(value, Mapping):
+        return value
+    merged: dict[Any, Any] = {n: getattr(base, n) for n in _fields(type(base))}
+    for key, sub in value.items():
+        merged[key] = _overlay(merged.get(key), sub) if key in merged else sub
+    return merged
 
 
 def _construct(cls: type[T], kwargs: Mapping[str, Any], path: str, source: str) -> T:

@@ -212,7 +212,9 @@ def _lr_factor(cfg: TrainerConfig, epoch: int) -> float:
     e = epoch - cfg.warmup_epochs
     if cfg.scheduler == "cosine":
         floor = cfg.min_lr / cfg.lr
-        t = min(1.0, e / max(1, cfg.epochs - cfg.warmup_epochs - 1))
+        # Cosine over the post-warmup epochs, as CosineAnnealingLR(T_max=epochs) stepped per
+        # epoch: the last epoch still trains (above min_lr).
+        t = min(1.0, e / max(1, cfg.epochs - cfg.warmup_epochs))
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t))
     if cfg.scheduler == "step":
         return float(cfg.gamma ** (e // cfg.step_size))

@@ -367,3 +367,22 @@ def test_write_csv_union_of_columns(tmp_path):
     path = tmp_path / "h.csv"
     write_csv(path, [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4, "val/auc": 0.7}])
     assert path.read_text().splitlines() == ["epoch,loss,val/auc", "1,0.5,", "2,0.4,0.7"]
+
+
+@dataclass(frozen=True)
+class _Inner:
+    epochs: int = 10
+    lr: float = 1e-3
+
+
+@dataclass(frozen=True)
+class _Outer:
+    inner: _Inner = field(default_factory=lambda: _Inner(epochs=60))
+
+
+def test_nested_section_keeps_parent_default_factory():
+    cfg = from_dict(_Outer, {"inner": {"lr": 0.1}})
+    assert cfg.inner == _Inner(epochs=60, lr=0.1)
+    assert from_dict(_Outer, {}).inner.epochs == 60
+    with pytest.raises(ConfigError, match="lrr"):
+        from_dict(_Outer, {"inner": {"lrr": 0.1}})
