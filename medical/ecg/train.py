@@ -742,7 +742,9 @@ class LinearStageTask(StageTask):
     """Stages 5 and 6: one linear layer on fixed similarities, BCE + L1.
 
     The input of a batch is either raw ECGs (B, leads, T), run through ``similarities``, or
-    precomputed similarities (B, P) (possible when the frozen parts are in eval mode).
+    precomputed similarities (B, P) (possible when the frozen parts are in eval mode; then
+    ``similarities`` may be ``nn.Identity()``, which keeps the frozen network out of this
+    stage's checkpoints).
 
     Args:
         linear: The layer being trained (a branch classifier or the fusion layer).
@@ -1019,7 +1021,7 @@ class _Run:
             sims = _BranchSims(branch)
             task_c = LinearStageTask(
                 branch.classifier,
-                sims,
+                nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
                 [branch.backbone, branch.add_on],
                 label_index,
                 pos_weight,
@@ -1087,7 +1089,7 @@ class _Run:
             model.fusion_std.copy_(raw.std(dim=0).clamp_min(1e-4))
         task = LinearStageTask(
             model.fusion,
-            sims,
+            nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
             list(model.branches.values()),
             label_index,
             pos_weight,
