@@ -81,7 +81,7 @@ config keys (KEY=VALUE, dotted): dataset, models, max_seq_length, mask_history, 
   augment.{crop_keep,mask_ratio,reorder_ratio},
   contrast.{tau,sim,cl4srec_weight,mclrec_lambda,mclrec_beta,regularizer,augmenter_lr},
   trainer.{epochs,batch_size,eval_batch_size,lr,weight_decay,stopping_step,valid_metric,seed,
-  device,progress,max_batches}
+  device,progress,max_batches,threads}
 """
 
 

@@ -5,16 +5,23 @@ output at position ``len - 1``. :func:`sasrec_encode` computes the same represen
 same modules (so state_dicts are interchangeable and a model trained one way can be evaluated
 the other) but:
 
-* fuses the query/key/value projections into one matrix product and calls
-  :func:`torch.nn.functional.scaled_dot_product_attention` with RecBole's additive mask
-  (0 for allowed keys, -10000 for padding and future keys), so fully masked rows behave the same;
+* fuses the query/key/value projections into one matrix product and adds RecBole's additive
+  mask (0 for allowed keys, -10000 for padding and future keys) inside the score product, so
+  fully masked rows behave the same;
 * runs the **last** layer for the query at ``len - 1`` only: with causal attention no other
   position of the last layer reaches the output, so its attention output projection, residual
   LayerNorm and feed-forward network shrink from ``L`` positions to one;
-* uses the fused :func:`torch.nn.functional.gelu` (the exact erf form RecBole writes out by hand).
+* runs the position-wise work of the other layers on the positions before ``len`` only (packed):
+  later positions are padding that never reaches the output (17% of the positions are items in
+  Beauty's training sequences, 78% in ml-100k's);
+* uses the fused :func:`torch.nn.functional.gelu` (the exact erf form RecBole writes out by hand);
+* draws dropout masks with :func:`torch.rand_like` and a comparison instead of ``bernoulli_``
+  (same distribution; about 2.5x faster on CPU, where dropout was the largest cost after the
+  matrix products).
 
-In eval mode the output equals RecBole's up to float rounding (tested); in training mode the
-dropout masks are drawn differently but from the same distribution.
+In eval mode the output equals RecBole's up to float rounding for every row that holds at least
+one item (tested; the augmentations never empty a row); in training mode the dropout masks are
+drawn differently but from the same distribution.
 
 :class:`FastSASRec` is RecBole's ``SASRec`` with this forward pass.
 """
@@ -27,7 +34,7 @@ from recbole.model.layers import FeedForward, MultiHeadAttention
 from recbole.model.sequential_recommender import SASRec
 from torch import Tensor
 
-__all__ = ["FastSASRec", "causal_padding_mask", "sasrec_encode"]
+__all__ = ["FastSASRec", "causal_padding_mask", "fast_dropout", "sasrec_encode"]
 
 _MASKED = -10000.0  # RecBole's additive attention mask value
 
@@ -49,67 +56,117 @@ def causal_padding_mask(item_seq: Tensor, dtype: torch.dtype = torch.float32) ->
     return zeros.masked_fill(~allowed, _MASKED)
 
 
-def _attention(
-    attn: MultiHeadAttention, hidden: Tensor, query_in: Tensor, mask: Tensor, training: bool
+def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Inverted dropout with the mask drawn by ``rand_like(x) >= p`` (same law as ``bernoulli``).
+
+    Args:
+        x: Any float tensor.
+        p: Probability of zeroing an element, in [0, 1].
+        training: Dropout is applied only in training.
+
+    Returns:
+        ``x`` scaled by ``1 / (1 - p)`` where kept, 0 elsewhere (``x`` itself when not training).
+    """
+    if not training or p <= 0.0:
+        return x
+    if p >= 1.0:
+        return x * 0.0
+    keep = (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
+    return x * keep
+
+
+def _scatter(values: Tensor, index: Tensor, rows: int) -> Tensor:
+    """Rows ``index`` of a zero (rows, C) tensor set to ``values`` (T, C); differentiable."""
+    return values.new_zeros(rows, values.shape[-1]).index_copy(0, index, values)
+
+
+def _attend(
+    attn: MultiHeadAttention, q: Tensor, k: Tensor, v: Tensor, mask: Tensor, training: bool
 ) -> Tensor:
-    """Multi-head attention of ``query_in`` (B, Q, H) over ``hidden`` (B, L, H), then add & norm."""
-    batch, length, size = hidden.shape
+    """Scaled dot-product attention with heads as column slices: (B, Q, H) -> (B, Q, H).
+
+    ``k``, ``v``: (B, L, H); ``mask``: (B, Q, L), additive. Batched matrix products accept the
+    strided slices, which avoids the permute-and-copy of a (B, heads, L, d) layout.
+    """
     heads, head_dim = attn.num_attention_heads, attn.attention_head_size
-    if query_in is hidden:
-        weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])
-        bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])
-        qkv = F.linear(hidden, weight, bias).view(batch, length, 3, heads, head_dim)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    else:
-        weight = torch.cat([attn.key.weight, attn.value.weight])
-        bias = torch.cat([attn.key.bias, attn.value.bias])
-        kv = F.linear(hidden, weight, bias).view(batch, length, 2, heads, head_dim)
-        k, v = kv.permute(2, 0, 3, 1, 4).unbind(0)
-        q = attn.query(query_in).view(batch, -1, heads, head_dim).transpose(1, 2)
     p = attn.attn_dropout.p if training else 0.0
-    context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-    context = context.transpose(1, 2).reshape(batch, -1, size)
-    out = attn.out_dropout(attn.dense(context))
-    return attn.LayerNorm(out + query_in)
+    scale = head_dim**-0.5
+    outputs = []
+    for h in range(heads):
+        cols = slice(h * head_dim, (h + 1) * head_dim)
+        scores = torch.baddbmm(mask, q[..., cols], k[..., cols].transpose(1, 2), alpha=scale)
+        probs = fast_dropout(scores.softmax(dim=-1), p, training)
+        outputs.append(torch.bmm(probs, v[..., cols]))
+    return torch.cat(outputs, dim=-1) if heads > 1 else outputs[0]
 
 
-def _feed_forward(ff: FeedForward, hidden: Tensor, gelu: bool) -> Tensor:
+def _add_norm(
+    attn: MultiHeadAttention, context: Tensor, residual: Tensor, training: bool
+) -> Tensor:
+    out = fast_dropout(attn.dense(context), attn.out_dropout.p, training)
+    return attn.LayerNorm(out + residual)
+
+
+def _feed_forward(ff: FeedForward, hidden: Tensor, gelu: bool, training: bool) -> Tensor:
     inner = ff.dense_1(hidden)
     inner = F.gelu(inner) if gelu else ff.intermediate_act_fn(inner)
-    out = ff.dropout(ff.dense_2(inner))
+    out = fast_dropout(ff.dense_2(inner), ff.dropout.p, training)
     return ff.LayerNorm(out + hidden)
 
 
 def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
     """The sequence representation of RecBole's SASRec (output at ``len - 1``), computed faster.
 
+    Position-wise work (embeddings, projections, LayerNorms, feed-forward networks) runs on the
+    packed positions ``< len`` of each row only: a position at or after ``len`` is never used
+    (it is a masked key everywhere and not the output position), so skipping it changes nothing
+    that reaches the output. Attention runs on the padded (B, L, L) layout with RecBole's mask.
+
     Args:
         model: A RecBole ``SASRec`` (or a subclass with the same modules).
         item_seq: Left-aligned item ids, 0 = padding. Shape: (B, L), long.
-        item_seq_len: Number of items per row, >= 1. Shape: (B,), long.
+        item_seq_len: Number of items per row, 1 <= len <= L. Shape: (B,), long.
 
     Returns:
         Shape: (B, H), float.
     """
     batch, length = item_seq.shape
-    positions = torch.arange(length, device=item_seq.device)
-    hidden = model.item_embedding(item_seq) + model.position_embedding(positions)[None]
-    hidden = model.dropout(model.LayerNorm(hidden))
-    mask = causal_padding_mask(item_seq, hidden.dtype)
+    device = item_seq.device
+    training = model.training
+    lengths = item_seq_len.clamp(1, length)
+    positions = torch.arange(length, device=device)
+    flat = (positions[None, :] < lengths[:, None]).view(-1).nonzero().squeeze(1)  # (T,)
+    ends = lengths.cumsum(0) - 1  # packed index of each row's position len - 1
+    last = lengths - 1
+    rows = torch.arange(batch, device=device)
+
+    x = model.item_embedding(item_seq.view(-1)[flat]) + model.position_embedding(flat % length)
+    x = fast_dropout(model.LayerNorm(x), model.dropout.p, training)  # (T, H)
+    mask = causal_padding_mask(item_seq, x.dtype)[:, 0]  # (B, L, L)
     gelu = getattr(model, "hidden_act", "gelu") == "gelu"
     layers = list(model.trm_encoder.layer)
-    last = (item_seq_len - 1).clamp(min=0)
-    rows = torch.arange(batch, device=item_seq.device)
+    size = x.shape[-1]
     for i, layer in enumerate(layers):
+        attn = layer.multi_head_attention
         if i < len(layers) - 1:
-            hidden = _attention(layer.multi_head_attention, hidden, hidden, mask, model.training)
-            hidden = _feed_forward(layer.feed_forward, hidden, gelu)
+            weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])
+            bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])
+            qkv = _scatter(F.linear(x, weight, bias), flat, batch * length)
+            q, k, v = qkv.view(batch, length, 3 * size).split(size, dim=-1)
+            context = _attend(attn, q, k, v, mask, training).reshape(batch * length, size)
+            x = _add_norm(attn, context.index_select(0, flat), x, training)
+            x = _feed_forward(layer.feed_forward, x, gelu, training)
         else:
-            query = hidden[rows, last][:, None, :]
-            query_mask = mask[rows, :, last][:, :, None, :]
-            out = _attention(layer.multi_head_attention, hidden, query, query_mask, model.training)
-            hidden = _feed_forward(layer.feed_forward, out, gelu)
-    return hidden[:, 0] if layers else hidden[rows, last]
+            weight = torch.cat([attn.key.weight, attn.value.weight])
+            bias = torch.cat([attn.key.bias, attn.value.bias])
+            kv = _scatter(F.linear(x, weight, bias), flat, batch * length)
+            k, v = kv.view(batch, length, 2 * size).split(size, dim=-1)
+            query_in = x.index_select(0, ends)  # (B, H)
+            q = attn.query(query_in)[:, None, :]
+            context = _attend(attn, q, k, v, mask[rows, last][:, None, :], training)[:, 0]
+            x = _add_norm(attn, context, query_in, training)
+            return _feed_forward(layer.feed_forward, x, gelu, training)
+    return x.index_select(0, ends)
 
 
 class FastSASRec(SASRec):

@@ -20,6 +20,9 @@ compared by dot product (or cosine) over a temperature; row ``i``'s positive is 
 
 from __future__ import annotations
 
+import functools
+import math
+
 import torch
 from torch import Tensor
 
@@ -29,13 +32,20 @@ from shared.validation import check_ndim, check_positive, check_same_shape
 __all__ = ["contrastive_regularizer", "pair_info_nce", "pair_scores"]
 
 
-def _stack(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+@functools.lru_cache(maxsize=8)
+def _masks(n: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    """For 2n stacked rows: (partner index, positive mask, self mask); cached per size."""
+    rows = torch.arange(2 * n, device=device)
+    partner = (rows + n) % (2 * n)
+    eye = torch.eye(2 * n, dtype=torch.bool, device=device)
+    positive = eye.roll(n, dims=1)
+    return partner, positive, eye
+
+
+def _stack(a: Tensor, b: Tensor) -> Tensor:
     check_ndim(a, 2, "a", "(B, D)")
     check_same_shape(a, b, "`a` and `b`", "(B, D)")
-    z = torch.cat([a, b], dim=0)
-    n2 = z.shape[0]
-    partner = (torch.arange(n2, device=z.device) + a.shape[0]) % n2
-    return z, partner
+    return torch.cat([a, b], dim=0)
 
 
 def pair_info_nce(
@@ -61,11 +71,8 @@ def pair_info_nce(
         >>> round(pair_info_nce(a, a).item(), 4)  # log(e + 4) - 1
         0.9048
     """
-    z, partner = _stack(a, b)
-    n2 = z.shape[0]
-    eye = torch.eye(n2, dtype=torch.bool, device=z.device)
-    positive = torch.zeros_like(eye)
-    positive[torch.arange(n2, device=z.device), partner] = True
+    z = _stack(a, b)
+    _, positive, eye = _masks(a.shape[0], z.device)
     return info_nce(
         z, z, positive, temperature, normalize=normalize, exclude_mask=eye, validate_args=False
     )
@@ -87,20 +94,20 @@ def pair_scores(a: Tensor, b: Tensor, temperature: float = 1.0) -> tuple[Tensor,
         ValueError: On shape mismatches or ``temperature <= 0``.
     """
     check_positive(temperature, "temperature")
-    z, partner = _stack(a, b)
+    z = _stack(a, b)
     n2 = z.shape[0]
+    partner, positive_mask, eye = _masks(a.shape[0], z.device)
     sim = (z @ z.T) / temperature
-    rows = torch.arange(n2, device=z.device)
-    positive = sim[rows, partner]
-    keep = torch.ones(n2, n2, dtype=torch.bool, device=z.device)
-    keep[rows, rows] = False
-    keep[rows, partner] = False
-    negative = sim[keep].view(n2, n2 - 2)
+    positive = sim.gather(1, partner[:, None])[:, 0]
+    negative = sim[~(eye | positive_mask)].view(n2, n2 - 2)
     return positive, negative
 
 
 def contrastive_regularizer(a: Tensor, b: Tensor, temperature: float = 1.0) -> Tensor:
     r"""MCLRec's contrastive regularizer R for one pair of views (per row; see the module doc).
+
+    Computed on the full (2B, 2B) score matrix with the self and positive entries masked out,
+    which equals the definition on the (2B, 2B - 2) negatives (tested) without gathering them.
 
     Args:
         a: First view. Shape: (B, D), float, B >= 2.
@@ -118,10 +125,17 @@ def contrastive_regularizer(a: Tensor, b: Tensor, temperature: float = 1.0) -> T
         >>> contrastive_regularizer(a, a).item()  # positives 1, negatives 0: 1 + 1
         2.0
     """
+    check_positive(temperature, "temperature")
     if a.dim() == 2 and a.shape[0] < 2:
         raise ValueError(f"Expected `a` to have at least 2 rows, but got {a.shape[0]}.")
-    positive, negative = pair_scores(a, b, temperature)
-    hardest = negative.max(dim=1).values
+    z = _stack(a, b)
+    n2 = z.shape[0]
+    partner, positive_mask, eye = _masks(a.shape[0], z.device)
+    excluded = eye | positive_mask
+    sim = (z @ z.T) / temperature
+    positive = sim.gather(1, partner[:, None])[:, 0]
+    hardest = sim.masked_fill(excluded, -math.inf).max(dim=1).values
     low = torch.minimum(positive, hardest)
     high = torch.maximum(positive, hardest)
-    return (positive - low).clamp(min=0).mean() + (high[:, None] - negative).clamp(min=0).mean()
+    pulled = (high[:, None] - sim).clamp(min=0).masked_fill(excluded, 0.0)
+    return (positive - low).clamp(min=0).mean() + pulled.sum() / (n2 * (n2 - 2))

@@ -22,12 +22,16 @@ def first_batch(train: Any, n: int = 16) -> Any:
 
 def odd_sequences(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The batch's sequences with holes (mask-augmentation style), a masked first position and
-    length-1 rows, to exercise fully masked attention rows."""
+    a length-1 row, to exercise fully masked attention rows (every row keeps an item, as the
+    augmentation guarantees)."""
     seq, length = batch["item_id_list"].clone(), batch["item_length"].clone()
-    seq[0, 0] = 0
-    seq[1, 1 : int(length[1]) : 2] = 0
-    length[2] = 1
-    seq[2, 1:] = 0
+    long_rows = (length >= 3).nonzero().squeeze(1).tolist()
+    a, b = long_rows[:2]
+    seq[a, 0] = 0  # first item masked: a fully masked attention row at position 0
+    seq[b, 1 : int(length[b]) : 2] = 0
+    c = next(r for r in range(len(length)) if r not in (a, b))
+    length[c] = 1
+    seq[c, 1:] = 0
     return seq, length
 
 
@@ -256,3 +260,17 @@ def test_joint_variant_uses_one_optimizer_over_everything(make_setup: Any, tmp_p
     phi0 = _snapshot(model.augmenter_parameters())
     trainer._train_epoch(train, 0)
     assert not _same(phi0, _snapshot(model.augmenter_parameters()))
+
+
+def test_fast_dropout_has_dropouts_law() -> None:
+    from recsys.encoder import fast_dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    for p in (0.1, 0.5):
+        y = fast_dropout(x, p, True)
+        kept = y != 0
+        assert abs(float(kept.float().mean()) - (1 - p)) < 0.005
+        torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
+    assert fast_dropout(x, 0.5, False) is x
+    assert fast_dropout(x, 1.0, True).eq(0).all()

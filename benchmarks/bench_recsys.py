@@ -1,0 +1,245 @@
+"""Training speed and quality of RecBole's SASRec, our fast encoder path, CL4SRec and MCLRec.
+
+Two parts, one JSON document on stdout (progress on stderr):
+
+* ``steps``: per-batch training time on the same ml-100k batches (batch 256, length 50, d 64),
+  the models interleaved round by round so that a busy machine slows them alike (median over
+  rounds). ``epoch_seconds_est`` = median step x batches per epoch. Models:
+
+  - ``SASRec``: RecBole's SASRec and Trainer step, with autograd anomaly detection off;
+  - ``SASRec+anomaly``: the same with anomaly detection on, which is what importing
+    ``recbole.model.sequential_recommender`` does to a process (its ``sine.py``);
+  - ``FastSASRec``: the same model with :mod:`recsys.encoder`'s forward pass;
+  - ``CL4SRec``, ``MCLRec`` (alternating update: three passes per batch), ``MCLRec-J`` (joint),
+    on the fast encoder path; ``MCLRec/recbole-encoder`` on RecBole's forward pass.
+
+  ``eval_seconds``: one full-ranking validation pass (all users) per model.
+
+* ``training``: :func:`recsys.evaluation.evaluate_models` for SASRec, FastSASRec, CL4SRec and
+  MCLRec with the same number of epochs (``--epochs``, optionally ``--max-batches`` per epoch):
+  measured train seconds per epoch, validation seconds, and test metrics after those epochs.
+
+Targets (issue 4): MCLRec's epoch <= 3.5x SASRec's; the fast path >= 1.5x faster than RecBole's
+SASRec with equal metrics. Run::
+
+    .venv/bin/python benchmarks/bench_recsys.py > bench_recsys.json
+    .venv/bin/python benchmarks/bench_recsys.py --skip-training --rounds 5
+    .venv/bin/python benchmarks/bench_recsys.py --epochs 3 --max-batches 100 --out runs/bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import recsys  # noqa: F401  (first: RecBole's models without anomaly detection)
+from recsys.data import resolve_dataset
+from recsys.evaluation import (
+    RecsysConfig,
+    dataset_profile,
+    evaluate_models,
+    recbole_settings,
+    replace,
+)
+from recsys.loading import build_config, load_data
+from recsys.trainer import MCLRecTrainer, RecTrainer
+
+STEP_MODELS = (
+    "SASRec",
+    "SASRec+anomaly",
+    "FastSASRec",
+    "CL4SRec",
+    "MCLRec",
+    "MCLRec-J",
+    "MCLRec/recbole-encoder",
+)
+TRAIN_MODELS = ("SASRec", "FastSASRec", "CL4SRec", "MCLRec")
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _model_and_trainer(
+    name: str, cfg: RecsysConfig, source: Any, data: Any, run_dir: Path
+) -> tuple[Any, RecTrainer]:
+    from recsys.evaluation import _MODELS
+
+    base = name.split("+")[0].split("/")[0]
+    spec = _MODELS[base]
+    settings = recbole_settings(cfg, base, dataset_profile(source.name))
+    if name.endswith("/recbole-encoder"):
+        settings["fast_encoder"] = False
+    config = build_config(spec.model, source, settings, checkpoint_dir=run_dir, device="cpu")
+    torch.manual_seed(0)
+    model = spec.model(config, data.dataset)
+    trainer = spec.trainer(config, model, run_dir=run_dir / name.replace("/", "_"), progress=False)
+    return model, trainer
+
+
+def _step_fn(name: str, model: Any, trainer: RecTrainer) -> Callable[[Any], None]:
+    if isinstance(trainer, MCLRecTrainer) and not trainer.joint:
+        return lambda batch: trainer.train_step(batch) and None
+
+    def step(batch: Any) -> None:
+        trainer.optimizer.zero_grad()
+        loss = trainer._loss_and_record(batch)
+        loss.backward()
+        trainer.optimizer.step()
+
+    return step
+
+
+def bench_steps(dataset: str, n_batches: int, rounds: int, work: Path) -> dict[str, Any]:
+    """Interleaved per-batch training times and one validation pass per model."""
+    cfg = RecsysConfig(dataset=dataset)
+    source = resolve_dataset(dataset, work)
+    settings = recbole_settings(cfg, "SASRec", dataset_profile(source.name))
+    from recbole.model.sequential_recommender import SASRec
+
+    config = build_config(SASRec, source, settings, checkpoint_dir=work, device="cpu")
+    _, train, valid, _ = load_data(config)
+    batches = []
+    for i, batch in enumerate(train):
+        if i >= n_batches:
+            break
+        batches.append(batch)
+    steps: dict[str, Callable[[Any], None]] = {}
+    trainers: dict[str, RecTrainer] = {}
+    for name in STEP_MODELS:
+        model, trainer = _model_and_trainer(name, cfg, source, train, work)
+        model.train()
+        steps[name] = _step_fn(name, model, trainer)
+        trainers[name] = trainer
+    times: dict[str, list[float]] = {name: [] for name in STEP_MODELS}
+    for r in range(rounds + 1):  # round 0 warms up
+        for name in STEP_MODELS:
+            torch.autograd.set_detect_anomaly(name.endswith("+anomaly"))
+            try:
+                start = time.perf_counter()
+                for batch in batches:
+                    steps[name](batch)
+                elapsed = (time.perf_counter() - start) / len(batches)
+            finally:
+                torch.autograd.set_detect_anomaly(False)
+            if r:
+                times[name].append(elapsed)
+        if r:
+            log(f"round {r}: " + ", ".join(f"{n} {times[n][-1]:.3f}s" for n in STEP_MODELS))
+    per_epoch = len(train)
+    out: dict[str, Any] = {"batches_per_epoch": per_epoch, "batch_size": batches[0].length}
+    models: dict[str, Any] = {}
+    for name in STEP_MODELS:
+        median = statistics.median(times[name])
+        trainer = trainers[name]
+        start = time.perf_counter()
+        trainer.evaluate(valid, load_best_model=False, phase="valid")
+        models[name] = {
+            "step_seconds_median": round(median, 4),
+            "step_seconds_all": [round(t, 4) for t in times[name]],
+            "epoch_seconds_est": round(median * per_epoch, 1),
+            "eval_seconds": round(time.perf_counter() - start, 3),
+        }
+    out["models"] = models
+    sasrec = models["SASRec"]["step_seconds_median"]
+    out["ratios"] = {
+        "MCLRec_over_SASRec": round(models["MCLRec"]["step_seconds_median"] / sasrec, 2),
+        "MCLRec_recbole_encoder_over_SASRec": round(
+            models["MCLRec/recbole-encoder"]["step_seconds_median"] / sasrec, 2
+        ),
+        "CL4SRec_over_SASRec": round(models["CL4SRec"]["step_seconds_median"] / sasrec, 2),
+        "SASRec_over_FastSASRec": round(sasrec / models["FastSASRec"]["step_seconds_median"], 2),
+        "anomaly_over_SASRec": round(models["SASRec+anomaly"]["step_seconds_median"] / sasrec, 2),
+    }
+    return out
+
+
+def bench_training(
+    dataset: str, epochs: int, max_batches: int | None, out: Path, models: tuple[str, ...]
+) -> dict[str, Any]:
+    """Train every model the same number of epochs with the evaluation pipeline."""
+    cfg = replace(
+        RecsysConfig(dataset=dataset, models=models),
+        trainer={"epochs": epochs, "max_batches": max_batches, "stopping_step": 10**6,
+                 "device": "cpu", "progress": False},
+    )  # fmt: skip
+    results = evaluate_models(cfg, out)
+    table: dict[str, Any] = {}
+    for name, r in results.items():
+        s = r.summary()
+        table[name] = {
+            "epochs": r.epochs,
+            "epoch_seconds": s["epoch_seconds"],
+            "train_seconds_per_epoch": [row["train_seconds"] for row in r.history],
+            "eval_seconds": s["eval_seconds"],
+            "best_epoch": r.best_epoch,
+            "test": {k: r.test[k] for k in ("hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20")},
+            "valid_ndcg@10": r.valid.get("ndcg@10"),
+            "params": r.params,
+        }
+    sasrec = table["SASRec"]["epoch_seconds"]
+    ratios = {f"{n}_over_SASRec": round(v["epoch_seconds"] / sasrec, 2) for n, v in table.items()}
+    return {"models": table, "ratios": ratios, "run_folder": str(out)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--batches", type=int, default=6, help="batches per model and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=1, help="training part: epochs per model")
+    parser.add_argument("--max-batches", type=int, default=None, help="training part: per epoch")
+    parser.add_argument("--models", default=",".join(TRAIN_MODELS))
+    parser.add_argument("--out", default=None, help="training part: run folder (default: temp)")
+    parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--skip-steps", action="store_true")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    report: dict[str, Any] = {
+        "benchmark": "recsys",
+        "dataset": args.dataset,
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average": list(os.getloadavg()),
+        },
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_steps:
+            log("steps: interleaved per-batch training times")
+            report["steps"] = bench_steps(args.dataset, args.batches, args.rounds, Path(tmp))
+        if not args.skip_training:
+            out = Path(args.out) if args.out else Path(tmp) / "train"
+            models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+            log(f"training: {', '.join(models)}, {args.epochs} epoch(s) each -> {out}")
+            report["training"] = bench_training(
+                args.dataset, args.epochs, args.max_batches, out, models
+            )
+    report["machine"]["load_average_end"] = list(os.getloadavg())
+    steps = report.get("steps", {}).get("ratios", {})
+    if steps:
+        report["targets"] = {
+            "MCLRec_epoch_le_3.5x_SASRec": steps["MCLRec_over_SASRec"] <= 3.5,
+            "fast_path_ge_1.5x_faster": steps["SASRec_over_FastSASRec"] >= 1.5,
+        }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
