@@ -257,20 +257,29 @@ def sync(device: str) -> None:
 
 
 def time_steps(
-    steps: dict[str, Step], device: str, repeats: int, warmup: int
+    steps: dict[str, Step], device: str, repeats: int, warmup: int, min_seconds: float = 2.0
 ) -> dict[str, dict[str, Any]]:
     """Median (and min) wall time of each step, the cases interleaved round-robin.
 
-    Interleaving spreads any load from other processes over all cases alike, so that the
-    ratios stay fair on a shared machine.
+    Each case runs at least ``repeats`` times and, when it is fast, more (up to 100 runs or
+    about ``min_seconds`` of its own time), so that short cases get enough samples. The cases
+    take turns, so that load from other processes falls on all of them alike.
     """
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    sync(device)
+    quota: dict[str, int] = {}
+    for name, step in steps.items():
+        quota[name] = repeats
+        if warmup > 0:  # the warm-up runs also tell how many runs fit in min_seconds
+            start = time.perf_counter()
+            for _ in range(warmup):
+                step()
+            sync(device)
+            each = (time.perf_counter() - start) / warmup
+            quota[name] = max(repeats, min(100, int(min_seconds / max(each, 1e-6))))
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
+    while any(len(times[name]) < quota[name] for name in steps):
         for name, step in steps.items():
+            if len(times[name]) >= quota[name]:
+                continue
             start = time.perf_counter()
             step()
             sync(device)
@@ -279,7 +288,8 @@ def time_steps(
         name: {
             "median_s": statistics.median(ts),
             "min_s": min(ts),
-            "times_s": [round(t, 5) for t in ts],
+            "runs": len(ts),
+            "times_s": [round(t, 5) for t in ts] if len(ts) <= 10 else "omitted (>10 runs)",
         }
         for name, ts in times.items()
     }
@@ -473,7 +483,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--dim", type=int, default=128, help="embedding dim D (default: 128)")
     parser.add_argument(
-        "--repeats", type=int, default=5, help="timed repeats per case (default: 5)"
+        "--repeats", type=int, default=7, help="timed repeats per case (default: 7)"
     )
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (default: 2)")
     parser.add_argument(
@@ -538,7 +548,9 @@ def main(argv: list[str] | None = None) -> int:
             "sup_con_temperature": SUPCON_TEMPERATURE,
             "repeats": args.repeats,
             "warmup": args.warmup,
-            "timing": "median wall time of forward+backward (grads w.r.t. both inputs)",
+            "timing": "wall time of forward+backward (grads w.r.t. both inputs); median_s "
+            "(headline) and min_s over >= `repeats` runs (fast cases: up to 100 runs or ~2 s), "
+            "the cases of one size interleaved round-robin after `warmup` runs each",
             "memory": (
                 "peak resident-set growth of one forward+backward in a fresh subprocess "
                 "(Linux VmHWM reset via /proc/self/clear_refs, minus VmRSS after the inputs "

@@ -147,19 +147,20 @@ def nt_xent(
     rows = torch.arange(b, device=z1.device) + offset
     if z1_all is None or z2_all is None:
         candidates, n = anchors, b
-        partners = anchors.roll(b, dims=0)  # [z2; z1]
     else:
         candidates, n = _normalize(torch.cat([z1_all, z2_all]), normalize), z1_all.shape[0]
-        partners = candidates[torch.cat([rows + n, rows])]
     self_index = torch.cat([rows, rows + n])[:, None]
-    # Denominator: log-sum-exp over every view but the anchor itself, without autograd's
-    # (2B, 2N) intermediates (see shared.losses._chunked).
-    lse = masked_logsumexp(
-        anchors, candidates, 1.0 / temperature, self_index, chunk_size=chunk_size
+    positive_index = torch.cat([rows + n, rows])[:, None]
+    # log-sum-exp over every view but the anchor itself minus the positive logit, without
+    # autograd's (2B, 2N) intermediates (see shared.losses._chunked).
+    per_anchor = masked_logsumexp(
+        anchors,
+        candidates,
+        1.0 / temperature,
+        self_index,
+        positives=positive_index,
+        chunk_size=chunk_size,
     )
-    # Numerator: the positive logit, O(B D).
-    positive = (_up(anchors) * _up(partners)).sum(1).to(lse.dtype)
-    per_anchor = lse - positive * (1.0 / temperature)
     return reduce(per_anchor.to(z1.dtype), reduction)
 
 
@@ -339,18 +340,29 @@ def sup_con(
     device = features.device
     rows = torch.arange(b, device=device) + offset
     self_index = rows.repeat(v) + torch.arange(v, device=device).repeat_interleave(b) * n
-    lse = masked_logsumexp(
-        anchors, candidates, 1.0 / temperature, self_index[:, None], chunk_size=chunk_size
-    )
     if labels is None or labels_all is None:  # each sample is its own class
-        positive_sum, n_pos = _same_sample_positives(candidates, self_index, rows, v, lse.dtype)
-    else:
+        # Positives by index: the other V - 1 views of the same sample.
+        other_views = torch.stack([self_index + k * n for k in range(1, v)], dim=1) % (v * n)
+        has_pos = torch.full_like(self_index, v > 1, dtype=torch.bool)
+        per_anchor = masked_logsumexp(
+            anchors,
+            candidates,
+            1.0 / temperature,
+            self_index[:, None],
+            positives=other_views if v > 1 else None,
+            chunk_size=chunk_size,
+        )
+        per_anchor = per_anchor if v > 1 else torch.zeros_like(per_anchor)
+    else:  # positives by label, from per-class sums (no (V B, V N) mask)
+        lse = masked_logsumexp(
+            anchors, candidates, 1.0 / temperature, self_index[:, None], chunk_size=chunk_size
+        )
         positive_sum, n_pos = _same_label_positives(
             candidates, labels, labels_all, self_index, v, gathered, lse.dtype
         )
-    has_pos = n_pos > 0
-    positive_mean = (_up(anchors) * positive_sum).sum(1) / n_pos.clamp_min(1.0)
-    per_anchor = torch.where(has_pos, lse - positive_mean * (1.0 / temperature), 0.0)
+        has_pos = n_pos > 0
+        positive_mean = (_up(anchors) * positive_sum).sum(1) / n_pos.clamp_min(1.0)
+        per_anchor = torch.where(has_pos, lse - positive_mean * (1.0 / temperature), 0.0)
     per_anchor = per_anchor.to(features.dtype)
     if reduction == "mean":
         loss = per_anchor.sum() / has_pos.sum().clamp_min(1)
@@ -359,24 +371,6 @@ def sup_con(
     if base_temperature is not None:
         loss = loss * (temperature / base_temperature)
     return loss
-
-
-def _same_sample_positives(
-    candidates: torch.Tensor,
-    self_index: torch.Tensor,
-    rows: torch.Tensor,
-    v: int,
-    work: torch.dtype,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sum of each anchor's positives (the other views of its sample) and their number.
-
-    Shapes: candidates (V N, D) view-major, self_index (V B,), rows (B,) -> (V B, D), (V B,).
-    """
-    cand = candidates.to(work)
-    per_sample = cand.view(v, -1, cand.shape[1]).sum(0)  # (N, D): all views of each sample
-    positive_sum = per_sample[rows].repeat(v, 1) - cand[self_index]
-    n_pos = torch.full((self_index.shape[0],), v - 1.0, dtype=work, device=cand.device)
-    return positive_sum, n_pos
 
 
 def _same_label_positives(
