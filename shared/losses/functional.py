@@ -115,7 +115,8 @@ def nt_xent(
             Shape: (N, D) with N >= B.
         z2_all: Second views gathered from every rank. Shape: (N, D).
         offset: Index of this rank's first row in ``z1_all``/``z2_all``.
-        chunk_size: None: the fast path, which holds the (2B, 2N) logits once (float32) and
+        chunk_size: None: the fast path, which holds the (2B, 2N) logits once (in float32;
+            float64 for float64 inputs) and
             switches to the chunked path by itself when they would exceed 2 GiB
             (``shared.losses._chunked.AUTO_CHUNK_BYTES``, B > ~11,500 pairs). An int: compute
             the log-sum-exp over blocks of that many anchor rows and recompute them in
@@ -294,11 +295,12 @@ def sup_con(
         labels_all: Labels gathered from every rank. Shape: (N,).
         offset: Index of this rank's first sample in ``features_all``.
         validate_args: Check labels and finiteness (needs the data).
-        chunk_size: None: the fast path, which holds the (V B, V N) logits once (float32) and
-            switches to the chunked path by itself when they would exceed 2 GiB. An int:
-            blocks of that many anchor rows, recomputed in backward, so that memory grows
-            linearly with the batch. Either way no (V B, V N) mask is built: the positives'
-            mean logit comes from per-class sums of the candidates.
+        chunk_size: None: the fast path, which holds the (V B, V N) logits once (in float32;
+            float64 for float64 inputs) and switches to the chunked path by itself when they
+            would exceed 2 GiB. An int: blocks of that many anchor rows, recomputed in
+            backward, so that memory grows linearly with the batch. Either way no (V B, V N)
+            mask is built: the positives' mean logit comes from per-class sums of the
+            candidates (with labels) or from their indices (without).
 
     Returns:
         A scalar, or per-anchor values of shape (V * B,) for ``"none"``, view-major (all first
