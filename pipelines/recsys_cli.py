@@ -25,10 +25,11 @@ __all__ = ["DEMO_FULL", "DEMO_QUICK", "QUICK", "demo_step", "register"]
 #: ``--quick``: a few short epochs (minutes on a laptop CPU; numbers far from converged).
 QUICK: dict[str, Any] = {"trainer": {"epochs": 3, "max_batches": 40}}
 
-#: The demo's budgets (SASRec and MCLRec on ml-100k).
-DEMO_FULL: dict[str, Any] = {"trainer": {"epochs": 3, "max_batches": 60}}
-DEMO_QUICK: dict[str, Any] = {"trainer": {"epochs": 2, "max_batches": 25}}
-DEMO_SMOKE: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 2, "eval_batch_size": 4096}}
+#: The demo's budgets (SASRec and MCLRec on ml-100k). One torch thread: on a 2-core machine
+#: shared with other jobs, two threads per process made a training step 3-5x slower here.
+DEMO_FULL: dict[str, Any] = {"trainer": {"epochs": 2, "max_batches": 50, "threads": 1}}
+DEMO_QUICK: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 12, "threads": 1}}
+DEMO_SMOKE: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 2, "threads": 1}}
 
 #: Where the command line options land in :class:`recsys.evaluation.RecsysConfig`.
 OPTION_KEYS = {

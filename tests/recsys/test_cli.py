@@ -131,3 +131,17 @@ def test_help_lists_models_and_keys(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     for word in ("MCLRec-J", "--mask-history", "mclrec_beta", "results.json"):
         assert word in text
+
+
+@pytest.mark.slow
+def test_demo_step_smoke(tmp_path: Path) -> None:
+    from pipelines.recsys_cli import demo_step
+
+    result = demo_step(tmp_path / "recsys", quick=True, smoke=True, device="cpu", progress=False)
+    assert set(result) == {"title", "metrics", "summary_html", "links", "notes"}
+    assert set(result["metrics"]) == {
+        "ndcg@10/SASRec", "hit@10/SASRec", "ndcg@10/MCLRec", "hit@10/MCLRec",
+    }  # fmt: skip
+    assert "<table>" in result["summary_html"]
+    for href in result["links"].values():
+        assert (tmp_path / "recsys" / href).exists(), href
