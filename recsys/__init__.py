@@ -14,6 +14,15 @@ Modules:
 * :mod:`recsys.models`: CL4SRec and MCLRec as RecBole ``SequentialRecommender`` models.
 * :mod:`recsys.trainer`: RecBole ``Trainer`` subclasses (safe checkpoints, resume, progress,
   history masking) and MCLRec's alternating update.
+* :mod:`recsys.evaluation`: the offline evaluation behind ``contrasuite recsys evaluate``
+  (strict config, per-data-set defaults, reports).
+
+Example (what ``contrasuite recsys evaluate --dataset ml-100k --models SASRec,MCLRec --out RUN``
+runs)::
+
+    from recsys.evaluation import RecsysConfig, evaluate_models
+    results = evaluate_models(RecsysConfig(dataset="ml-100k", models=("SASRec", "MCLRec")), "RUN")
+    results["MCLRec"].test["ndcg@10"]
 
 Importing :mod:`recsys` imports RecBole's sequential models without their global
 ``torch.autograd.set_detect_anomaly(True)`` side effect (see :mod:`recsys._recbole`).
@@ -31,11 +40,13 @@ from recsys.data import (
     resolve_dataset,
 )
 from recsys.encoder import FastSASRec, sasrec_encode
+from recsys.evaluation import MODEL_NAMES, ModelResult, RecsysConfig, evaluate_models
 from recsys.losses import contrastive_regularizer, pair_info_nce
 from recsys.models import CL4SRec, MCLRec
 from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 
 __all__ = [
+    "MODEL_NAMES",
     "AtomicInfo",
     "CL4SRec",
     "DatasetSource",
@@ -43,13 +54,16 @@ __all__ = [
     "HistoryMask",
     "MCLRec",
     "MCLRecTrainer",
+    "ModelResult",
     "RecTrainer",
+    "RecsysConfig",
     "Views",
     "augment_pair",
     "check_atomic_folder",
     "contrastive_regularizer",
     "convert_text_to_atomic",
     "crop",
+    "evaluate_models",
     "mask",
     "pair_info_nce",
     "read_sequences",
