@@ -498,6 +498,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="auto",
         help="auto: CPU, and CUDA too when a GPU is present (default: auto)",
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch.set_num_threads for the timings; 0 keeps the machine default (default: 0)",
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip peak-memory subprocesses")
     parser.add_argument(
         "--quick",
@@ -524,6 +530,8 @@ def main(argv: list[str] | None = None) -> int:
             json.dumps(measure_memory_here(spec["name"], spec["size"], spec["dim"], spec["device"]))
         )
         return 0
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     peers = import_peers()
     devices = ["cpu"]
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
