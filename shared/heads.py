@@ -80,7 +80,9 @@ class ProjectionHead(nn.Module):
         layers: list[nn.Module] = []
         for i in range(num_layers):
             last = i == num_layers - 1
-            layers.append(nn.Linear(dims[i], dims[i + 1], bias=last or norm == "none"))
+            # A bias right before a normalisation layer is cancelled by it: leave it out.
+            followed_by_norm = (not last and norm != "none") or (last and last_norm)
+            layers.append(nn.Linear(dims[i], dims[i + 1], bias=not followed_by_norm))
             if not last:
                 layers += [_norm(norm, dims[i + 1]), nn.ReLU(inplace=True)]
         if last_norm:
