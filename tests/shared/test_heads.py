@@ -23,6 +23,7 @@ class TinyEncoder(nn.Module):
 @pytest.mark.parametrize("norm", ["bn", "ln", "none"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3])
 def test_projection_head_every_parameter_gets_a_gradient(norm, num_layers):
+    torch.manual_seed(0)
     head = ProjectionHead(6, 10, 4, num_layers=num_layers, norm=norm, last_norm=num_layers > 1)
     out = head(torch.randn(5, 6))
     assert out.shape == (5, 4)
