@@ -246,7 +246,10 @@ def _descriptions(data: ECGArrays) -> dict[str, str]:
     if ds is None or getattr(ds, "statements", None) is None:
         return {}
     text = ds.statements["description"]
-    return {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
+    out = {str(k): str(v) for k, v in text.items() if isinstance(v, str)}
+    if hasattr(ds, "descriptions"):  # aggregated label sets: MI, STTC, ... get a name too
+        out.update({str(n): str(d) for n, d in zip(ds.label_names, ds.descriptions())})
+    return out
 
 
 def _meta(data: ECGArrays, row: int) -> dict[str, Any]:
