@@ -114,6 +114,28 @@ def _feed_forward(ff: FeedForward, hidden: Tensor, gelu: bool, training: bool) -
     return ff.LayerNorm(out + hidden)
 
 
+#: Packed token counts are rounded up to a multiple of this (see :func:`_packed_positions`).
+PACK_BUCKET = 2048
+
+
+def _packed_positions(valid: Tensor) -> Tensor:
+    """Flat indices of the ``valid`` positions, plus padding positions up to a bucket size.
+
+    The number of packed tokens is rounded up to a multiple of :data:`PACK_BUCKET` (at most
+    B * L) with unused padding positions: a handful of tensor sizes instead of a new size every
+    batch keeps glibc's heap from fragmenting (with exact sizes the resident memory of a
+    training process grew by about 300 MB a minute here).
+    """
+    flat_valid = valid.view(-1).nonzero().squeeze(1)
+    total = valid.numel()
+    target = min(total, -(-flat_valid.numel() // PACK_BUCKET) * PACK_BUCKET)
+    extra = target - flat_valid.numel()
+    if extra <= 0:
+        return flat_valid
+    flat_pad = (~valid).view(-1).nonzero().squeeze(1)[:extra]
+    return torch.cat([flat_valid, flat_pad])
+
+
 def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
     """The sequence representation of RecBole's SASRec (output at ``len - 1``), computed faster.
 
@@ -135,10 +157,12 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
     training = model.training
     lengths = item_seq_len.clamp(1, length)
     positions = torch.arange(length, device=device)
-    flat = (positions[None, :] < lengths[:, None]).view(-1).nonzero().squeeze(1)  # (T,)
-    ends = lengths.cumsum(0) - 1  # packed index of each row's position len - 1
-    last = lengths - 1
     rows = torch.arange(batch, device=device)
+    last = lengths - 1
+    flat = _packed_positions(positions[None, :] < lengths[:, None])  # (T,)
+    slot = torch.full((batch * length,), -1, dtype=torch.long, device=device)
+    slot[flat] = torch.arange(flat.numel(), device=device)
+    ends = slot[rows * length + last]  # packed index of each row's position len - 1
 
     x = model.item_embedding(item_seq.view(-1)[flat]) + model.position_embedding(flat % length)
     x = fast_dropout(model.LayerNorm(x), model.dropout.p, training)  # (T, H)
