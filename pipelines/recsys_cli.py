@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import html
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,12 @@ def register(subparsers: Any) -> None:
 
 @contextlib.contextmanager
 def log_to(path: Path, verbose: int = 0) -> Iterator[None]:
-    """Copy the ``recsys`` and ``pipelines`` loggers into ``path`` (appended) for a ``with`` block.
+    """Copy the ``recsys`` and ``pipelines.recsys_cli`` loggers into ``path`` for a ``with`` block.
 
-    RecBole's own messages (the ``recsys.recbole`` logger) are kept at WARNING unless ``-v``.
+    The file always gets INFO records (per-epoch lines, results), appended. When the console is
+    quieter than INFO (``-q``), those loggers stop propagating for the block and print only
+    records at the console's level themselves, so ``-q`` stays quiet. RecBole's own messages
+    (the ``recsys.recbole`` logger) are kept at WARNING unless ``-vv``.
 
     Args:
         path: The log file (its folder is created).
@@ -161,19 +165,31 @@ def log_to(path: Path, verbose: int = 0) -> Iterator[None]:
     handler.setLevel(logging.INFO)
     loggers = [logging.getLogger("recsys"), logging.getLogger("pipelines.recsys_cli")]
     recbole = logging.getLogger("recsys.recbole")
-    saved = [(lg, lg.level) for lg in (*loggers, recbole)]
+    saved = [(lg, lg.level, lg.propagate) for lg in (*loggers, recbole)]
+    console_level = logging.getLogger().getEffectiveLevel()
+    console = None
+    if console_level > logging.INFO:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(console_level)
+        console.setFormatter(logging.Formatter("%(message)s"))
     for lg in loggers:
         lg.addHandler(handler)
         if lg.getEffectiveLevel() > logging.INFO:
             lg.setLevel(logging.INFO)
+        if console is not None:
+            lg.propagate = False
+            lg.addHandler(console)
     recbole.setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
     try:
         yield
     finally:
         for lg in loggers:
             lg.removeHandler(handler)
-        for lg, level in saved:
+            if console is not None:
+                lg.removeHandler(console)
+        for lg, level, propagate in saved:
             lg.setLevel(level)
+            lg.propagate = propagate
         handler.close()
 
 
