@@ -283,14 +283,15 @@ class _Evidence:
 @torch.no_grad()
 def _analyse(model: ProtoECGNet, x: torch.Tensor) -> dict[str, Any]:
     out = model(x[None])
-    probs = torch.sigmoid(out.logits[0]).numpy()
+    logits = out.logits[0].double().numpy()
+    probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -700, 700)))
     contrib = model.contributions(out.similarities)[0].numpy()  # (C, P)
     best_window = {
         n: o.window_similarities[0].argmax(dim=-1).numpy() for n, o in out.branches.items()
     }
     return {
         "probs": probs,
-        "logits": out.logits[0].numpy(),
+        "logits": logits,
         "contrib": contrib,
         "sims": out.similarities[0].numpy(),
         "best_window": best_window,
@@ -454,7 +455,7 @@ def render_report(
     meta = _meta(data, row)
     reference = {n for n, v in zip(data.label_names, data.labels[row]) if v > 0}
     probs = res["probs"]
-    order = np.argsort(-probs)
+    order = np.argsort(-res["logits"], kind="stable")  # logits: no ties from rounding
     top = [int(c) for c in order[: opts.top_predictions]]
     listed = [int(c) for c in order if probs[c] >= opts.min_probability or int(c) in top]
     listed = listed[: max(opts.max_listed, len(top))]
@@ -637,12 +638,12 @@ def explain(
         page = render_report(run, data, i, opts)
         atomic_write_text(path, page)
         written.append(path)
-        probs = _analyse(
+        res = _analyse(
             run.model, torch.from_numpy(np.array(data.signals[data.row_of(i)], dtype=np.float32))
-        )["probs"]
+        )
         top = ", ".join(
-            f"{data.label_names[c]} {probs[c]:.2f}"
-            for c in np.argsort(-probs)[: opts.top_predictions]
+            f"{data.label_names[c]} {res['probs'][c]:.2f}"
+            for c in np.argsort(-res["logits"], kind="stable")[: opts.top_predictions]
         )
         items.append((i, path.name, top))
     index = folder / "index.html"

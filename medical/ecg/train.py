@@ -639,7 +639,8 @@ class StageTask(Task):
         inputs, y, _ = batch
         logits = self.logits(inputs).float()
         y = self.targets(y)
-        return {"scores": torch.sigmoid(logits), "targets": y, "loss": self.bce(logits, y)}
+        # AUROC ranks the logits: a float32 sigmoid would tie very negative logits.
+        return {"scores": logits, "targets": y, "loss": self.bce(logits, y)}
 
     def validation_epoch_end(self, outputs: list[Mapping[str, Tensor | float]]) -> dict[str, float]:
         """Whole-fold macro and weighted AUROC and the mean BCE."""
@@ -1307,7 +1308,12 @@ def predict(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
 ) -> dict[str, np.ndarray]:
-    """Probabilities of the whole label set (and each branch's) for ``rows``.
+    """Logits of the whole label set (and each branch's) for ``rows``.
+
+    AUROC is computed from logits: a sigmoid in float32 rounds logits below about -104 (or
+    above 17) to the same probability, and ties would pull an AUROC towards 0.5. The branch
+    classifiers of the official +1/-0.5 initialisation over scaled similarities produce such
+    logits.
 
     Args:
         model: A trained ProtoECGNet or ResNet1D baseline (put in eval mode).
@@ -1317,21 +1323,24 @@ def predict(
         device: Where to compute.
 
     Returns:
-        ``{"probs": (N, C)}`` plus ``"branch/<name>": (N, C_b)`` for each prototype branch.
+        ``{"logits": (N, C)}`` plus ``"branch/<name>": (N, C_b)`` logits of each prototype
+        branch's own classifier. float64.
     """
     model.eval().to(device)
     out: dict[str, list[np.ndarray]] = {}
     for x, _, _ in _loader(data, rows, batch_size, shuffle=False):
         res = model(x.to(device))
-        if isinstance(res, Tensor):
-            out.setdefault("probs", []).append(torch.sigmoid(res.float()).cpu().numpy())
-            continue
-        out.setdefault("probs", []).append(torch.sigmoid(res.logits.float()).cpu().numpy())
-        for name, b in res.branches.items():
-            out.setdefault(f"branch/{name}", []).append(
-                torch.sigmoid(b.logits.float()).cpu().numpy()
-            )
+        logits = res if isinstance(res, Tensor) else res.logits
+        out.setdefault("logits", []).append(logits.double().cpu().numpy())
+        if not isinstance(res, Tensor):
+            for name, b in res.branches.items():
+                out.setdefault(f"branch/{name}", []).append(b.logits.double().cpu().numpy())
     return {k: np.concatenate(v) for k, v in out.items()}
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(x, -700, 700)))
+    return out
 
 
 def evaluate_model(
@@ -1358,7 +1367,7 @@ def evaluate_model(
         )
     preds = predict(model, data, rows, device=_device(cfg.trainer.device))
     y = np.asarray(data.labels[rows])
-    m = auroc_metrics(preds["probs"], y, data.label_names)
+    m = auroc_metrics(preds["logits"], y, data.label_names)
     metrics: dict[str, Any] = {
         "macro_auc": m["macro_auc"],
         "weighted_auc": m["weighted_auc"],
@@ -1368,7 +1377,7 @@ def evaluate_model(
         "n_labels": len(data.label_names),
         "n_labels_evaluated": m["n_labels_evaluated"],
         "labels_skipped": m["labels_skipped"],
-        "batch_averaged_auc_official": batch_averaged_auc(preds["probs"], y),
+        "batch_averaged_auc_official": batch_averaged_auc(preds["logits"], y),
         "architecture": cfg.model.architecture,
     }
     if isinstance(model, ProtoECGNet):
@@ -1389,7 +1398,7 @@ def evaluate_model(
                 "ecg_id": int(data.ecg_ids[r]),
                 **{n: float(p) for n, p in zip(data.label_names, prob)},
             }
-            for r, prob in zip(rows, preds["probs"])
+            for r, prob in zip(rows, _sigmoid(preds["logits"]))
         ]
         write_csv(out / "test_predictions.csv", rows_out)
     return metrics

@@ -14,6 +14,7 @@ from medical.ecg.synth import write_synthetic_ptbxl
 from medical.ecg.train import (
     TRAIN_FOLDS,
     ECGConfig,
+    SupervisedTask,
     _loader,
     evaluate_model,
     load_data,
@@ -267,3 +268,19 @@ def test_superdiagnostic_with_shared_branch_labels_and_the_baseline(
     with pytest.raises(InputError, match="grouped"):
         train(_cfg(synth_dir, "data.label_set=superdiagnostic", "model.branch_labels=grouped"),
               tmp_path / "bad", progress=False)  # fmt: skip
+
+
+def test_auroc_ranks_logits_not_saturated_probabilities():
+    # The official +1/-0.5 branch classifier over scaled similarities gives logits near -200:
+    # a float32 sigmoid rounds them all to 0 and the AUROC would collapse to 0.5.
+    class Shifted(torch.nn.Module):
+        def forward(self, x):
+            return -200.0 + x[:, :2, 0]
+
+    task = SupervisedTask(Shifted(), torch.arange(2), None)
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])
+    x = torch.zeros(4, 12, 8)
+    x[:, :2, 0] = y * 0.5  # positives score higher
+    out = task.validation_step((x, y, torch.arange(4)))
+    assert torch.sigmoid(out["scores"]).unique().numel() == 1  # what a float32 sigmoid would see
+    assert task.validation_epoch_end([out])["macro_auc"] == 1.0
