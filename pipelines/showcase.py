@@ -24,10 +24,9 @@ interrupted ones.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +50,7 @@ from shared.config import ConfigError, dump_yaml, to_dict
 from shared.heads import ProjectionHead
 from shared.io import atomic_write_bytes, atomic_write_text, write_json
 from shared.losses import alignment, uniformity
+from shared.runtime import log_to_file, torch_threads
 from shared.training import Trainer, TrainerConfig
 
 logger = logging.getLogger(__name__)
@@ -329,7 +329,7 @@ def run_showcase(
         raise InputError(f"--out {str(out)!r} exists and is not a folder.")
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    with _log_to(out / "log.txt"), _torch_threads(cfg.threads):
+    with log_to_file(out / "log.txt", ["pipelines"]), torch_threads(cfg.threads):
         logger.info("showcase: %s", " ".join(f"{m}{run_suffix}" for m in cfg.methods))
         split = load_digits_split(cfg.data.test_fraction, cfg.data.split_seed)
         logger.info(
@@ -686,34 +686,3 @@ def _summary_html(
     )
     img = html_img(png, "2-D embedding of the test features coloured by digit")
     return f"{table}\n{notes}\n{img}"
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` intra-op threads in the block (0: leave torch's setting alone)."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _log_to(path: Path) -> Iterator[None]:
-    """Copy the ``pipelines`` loggers' records to ``path`` while the block runs."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    tree = logging.getLogger("pipelines")
-    old_level = tree.level
-    if tree.getEffectiveLevel() > logging.INFO:
-        tree.setLevel(logging.INFO)
-    tree.addHandler(handler)
-    try:
-        yield
-    finally:
-        tree.removeHandler(handler)
-        handler.close()
-        tree.setLevel(old_level)

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 import yaml
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 from recbole.utils import init_seed
@@ -46,6 +45,7 @@ from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 from shared.config import dump_yaml, to_dict
 from shared.errors import InputError
 from shared.io import atomic_write_bytes, atomic_write_text, read_json, write_csv, write_json
+from shared.runtime import torch_threads
 from shared.training.checkpoint import config_diff
 from shared.validation import closest
 
@@ -604,17 +604,12 @@ def evaluate_models(
         profile.source,
     )
     results: dict[str, ModelResult] = {}
-    threads = torch.get_num_threads()
-    if cfg.trainer.threads is not None:
-        torch.set_num_threads(cfg.trainer.threads)
-    try:
+    with torch_threads(cfg.trainer.threads):
         for name in cfg.models:
             results[name] = _run_model(cfg, name, source, profile, out)
             write_reports(out, cfg, results, source, profile)
             if on_model_done is not None:
                 on_model_done(results[name])
-    finally:
-        torch.set_num_threads(threads)
     return results
 
 

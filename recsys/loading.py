@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from recbole.config import Config
 from recbole.data import create_dataset, data_preparation
 from recbole.utils import init_seed
@@ -21,10 +20,12 @@ from recbole.utils import init_seed
 from recsys._recbole import recbole_scope
 from recsys.data import DatasetSource
 from shared.errors import InputError
+from shared.runtime import resolve_device
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOL", "build_config", "load_data", "resolve_device"]
+
 
 #: RecBole settings shared by every model of an evaluation (can be overridden per call).
 PROTOCOL: Mapping[str, Any] = {
@@ -49,19 +50,6 @@ PROTOCOL: Mapping[str, Any] = {
     "worker": 0,
     "shuffle": True,
 }
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``/``"cuda"``/``"cuda:N"`` as given.
-
-    Raises:
-        InputError: If CUDA is asked for but not available.
-    """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {name!r}: CUDA is not available here; use cpu or auto.")
-    return torch.device(name)
 
 
 def build_config(

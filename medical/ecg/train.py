@@ -67,11 +67,10 @@ and their fusion weights are held at 0 (``stages.prune_absent``; a no-op on the 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -107,6 +106,7 @@ from shared.io import (
     write_csv,
     write_json,
 )
+from shared.runtime import log_to_file, resolve_device, torch_threads
 from shared.training.checkpoint import FORMAT_VERSION, config_diff, load_weights, safe_load
 from shared.training.task import Task
 from shared.training.trainer import Trainer, TrainerConfig, seed_everything
@@ -142,6 +142,10 @@ _RESUME_IGNORES = frozenset(
 
 
 # ----------------------------------------------------------------------------- config
+
+
+#: Loggers copied into a run folder's ``log.txt``.
+_LOGGERS = ("medical.ecg", "shared.training")
 
 
 @dataclass(frozen=True)
@@ -941,7 +945,7 @@ class _Run:
     @torch.no_grad()
     def precompute(self, module: nn.Module, rows: np.ndarray) -> TensorDataset:
         module.eval()
-        device = _device(self.cfg.trainer.device)
+        device = resolve_device(self.cfg.trainer.device)
         module.to(device)
         sims, labels, index = [], [], []
         for x, y, r in _loader(self.data, rows, max(self.cfg.data.batch_size, 64), shuffle=False):
@@ -1045,7 +1049,7 @@ class _Run:
             records: list[dict[str, Any]] = read_json(prov_path)
             logger.info("stage %s/projection: done earlier; reloaded.", name)
             return records
-        device = _device(self.cfg.trainer.device)
+        device = resolve_device(self.cfg.trainer.device)
         branch.to(device)
         start = time.perf_counter()
         loader = _loader(self.data, self.train_rows, self.cfg.data.batch_size, shuffle=False)
@@ -1128,45 +1132,6 @@ class _Run:
         self.fit("baseline", task, self.cfg.trainer.epochs, train_loader, val_loader)
 
 
-def _device(name: str) -> torch.device:
-    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Use ``n`` intra-op threads in the block (0: leave torch's setting alone)."""
-    before = torch.get_num_threads()
-    if n > 0:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def _log_file(path: Path) -> Iterator[None]:
-    """Copy this package's and the Trainer's log records to ``path``."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    loggers = [logging.getLogger("medical.ecg"), logging.getLogger("shared.training")]
-    old = [lg.level for lg in loggers]
-    for lg in loggers:
-        if lg.getEffectiveLevel() > logging.INFO:
-            lg.setLevel(logging.INFO)
-        lg.addHandler(handler)
-    try:
-        yield
-    finally:
-        for lg, level in zip(loggers, old):
-            lg.removeHandler(handler)
-            lg.setLevel(level)
-        handler.close()
-
-
 def _check_run_folder(out: Path, cfg: ECGConfig) -> dict[str, Any] | None:
     path = out / "state.pt"
     if not path.exists():
@@ -1242,7 +1207,7 @@ def train(
     run = _Run(cfg, out, data, progress)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "config.yaml", dump_yaml(to_dict(cfg)))
-    with _log_file(out / "log.txt"), _torch_threads(cfg.threads):
+    with log_to_file(out / "log.txt", _LOGGERS), torch_threads(cfg.threads):
         if state is None:
             _save_state(out, cfg, False, [])
         seed_everything(cfg.trainer.seed)
@@ -1365,7 +1330,7 @@ def evaluate_model(
             f"Expected the test fold (strat_fold 10) of {cfg.data.data_dir} to hold ECGs, "
             "but it is empty."
         )
-    preds = predict(model, data, rows, device=_device(cfg.trainer.device))
+    preds = predict(model, data, rows, device=resolve_device(cfg.trainer.device))
     y = np.asarray(data.labels[rows])
     m = auroc_metrics(preds["logits"], y, data.label_names)
     metrics: dict[str, Any] = {

@@ -35,6 +35,7 @@ from shared.config import ConfigError, dump_yaml, to_dict
 from shared.distributed import all_reduce_sum_, is_main_process, rank, world_size
 from shared.errors import InputError
 from shared.io import atomic_torch_save, atomic_write_text, jsonable, write_csv, write_json
+from shared.runtime import log_to_file
 from shared.training.callbacks import Callback, EarlyStopping
 from shared.training.checkpoint import (
     FORMAT_VERSION,
@@ -624,31 +625,8 @@ class Trainer:
         if self.run_dir is None or not is_main_process():
             yield
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = (self.run_dir / "log.txt").resolve()
-        tree = logging.getLogger("shared.training")
-        node: logging.Logger | None = tree
-        while node is not None:  # a pipeline may already log this tree to the same file
-            if any(
-                isinstance(h, logging.FileHandler) and Path(h.baseFilename) == path
-                for h in node.handlers
-            ):
-                yield
-                return
-            node = node.parent if node.propagate else None
-        handler = logging.FileHandler(path, encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.setLevel(logging.INFO)
-        old_level = tree.level
-        if tree.getEffectiveLevel() > logging.INFO:
-            tree.setLevel(logging.INFO)
-        tree.addHandler(handler)
-        try:
+        with log_to_file(self.run_dir / "log.txt", ["shared.training"]):
             yield
-        finally:
-            tree.removeHandler(handler)
-            handler.close()
-            tree.setLevel(old_level)
 
 
 def _to_cpu(value: Any) -> Any:
