@@ -28,7 +28,7 @@ QUICK: dict[str, Any] = {"trainer": {"epochs": 3, "max_batches": 40}}
 
 #: The demo's budgets (SASRec and MCLRec on ml-100k). One torch thread: on a 2-core machine
 #: shared with other jobs, two threads per process made a training step 3-5x slower here.
-DEMO_FULL: dict[str, Any] = {"trainer": {"epochs": 2, "max_batches": 30, "threads": 1}}
+DEMO_FULL: dict[str, Any] = {"trainer": {"epochs": 2, "max_batches": 50, "threads": 1}}
 DEMO_QUICK: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 10, "threads": 1}}
 DEMO_SMOKE: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 2, "threads": 1}}
 

@@ -478,7 +478,7 @@ def _check_resume(out: Path, cfg: RecsysConfig) -> None:
             saved = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
             raise InputError(f"{path}: cannot read the earlier run's config: {exc}") from None
-        ignore = frozenset({"models", "trainer.progress", "trainer.device"})
+        ignore = frozenset({"models", "trainer.progress", "trainer.device", "trainer.threads"})
         diff = config_diff(saved, current, ignore)
         if diff:
             raise InputError(
