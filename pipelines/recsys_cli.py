@@ -280,7 +280,9 @@ def demo_step(
         "style='max-width:480px'></p>"
         f"<p>Budget: {t.epochs} epoch(s) of at most {t.max_batches} batches of {t.batch_size} "
         "sequences per model, far from convergence: the numbers show the pipeline, not the "
-        "models' quality (see results.md of a full <code>contrasuite recsys evaluate</code>).</p>"
+        "models' quality. Trained to convergence under the same protocol (on a 2-core CPU), "
+        "SASRec reached test NDCG@10 0.0554 and MCLRec 0.0700 (benchmarks/README.md; "
+        "<code>contrasuite recsys evaluate --dataset ml-100k --out RUN</code>).</p>"
     )
     metrics: dict[str, float | int] = {}
     for name, r in results.items():
