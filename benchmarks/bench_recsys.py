@@ -204,8 +204,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="training part: run folder (default: temp)")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")
-    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads")
     args = parser.parse_args(argv)
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads: expected a positive number, got {args.threads}")
     if args.threads:
         torch.set_num_threads(args.threads)
     report: dict[str, Any] = {

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipelines.common import CliParser, add_common_options, add_subcommand, register_command
+from shared.runtime import LOG_FORMAT
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def log_to(path: Path, verbose: int = 0) -> Iterator[None]:
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     handler.setLevel(logging.INFO)
     loggers = [logging.getLogger("recsys"), logging.getLogger("pipelines.recsys_cli")]
     recbole = logging.getLogger("recsys.recbole")

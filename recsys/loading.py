@@ -26,7 +26,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["PROTOCOL", "build_config", "load_data", "resolve_device"]
 
-
 #: RecBole settings shared by every model of an evaluation (can be overridden per call).
 PROTOCOL: Mapping[str, Any] = {
     "eval_args": {

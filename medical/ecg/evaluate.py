@@ -14,9 +14,29 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-__all__ = ["auroc_metrics", "batch_averaged_auc"]
+__all__ = ["auroc_metrics", "batch_averaged_auc", "sigmoid"]
 
 logger = logging.getLogger(__name__)
+
+
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits in float64, without overflow warnings.
+
+    Args:
+        logits: Any shape.
+
+    Returns:
+        Same shape, float64, in [0, 1].
+
+    Examples:
+        >>> sigmoid(np.array([0.0, 2.0])).round(4).tolist()
+        [0.5, 0.8808]
+        >>> bool(0.0 <= sigmoid(np.array([-1000.0]))[0] < 1e-300)  # no overflow warning
+        True
+    """
+    x = np.clip(np.asarray(logits, dtype=np.float64), -700, 700)
+    out: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return out
 
 
 def auroc_metrics(

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from medical.ecg.evaluate import sigmoid
 from medical.ecg.model import ProtoECGNet
 from medical.ecg.train import ECGArrays, LoadedRun, load_data, load_run
 from shared.errors import InputError
@@ -284,7 +285,7 @@ class _Evidence:
 def _analyse(model: ProtoECGNet, x: torch.Tensor) -> dict[str, Any]:
     out = model(x[None])
     logits = out.logits[0].double().numpy()
-    probs = 1.0 / (1.0 + np.exp(-np.clip(logits, -700, 700)))
+    probs = sigmoid(logits)
     contrib = model.contributions(out.similarities)[0].numpy()  # (C, P)
     best_window = {
         n: o.window_similarities[0].argmax(dim=-1).numpy() for n, o in out.branches.items()

@@ -62,6 +62,7 @@ import scipy.signal
 from tqdm.auto import tqdm
 
 from medical.ecg.data import LEAD_NAMES, RECORD_SECONDS, SAMPLING_RATES
+from medical.ecg.evaluate import sigmoid
 from shared.errors import InputError
 from shared.io import atomic_open, atomic_write_text
 
@@ -258,10 +259,6 @@ def _gauss(t: np.ndarray, center: float, width: float) -> np.ndarray:
     return np.exp(-0.5 * np.square((t - center) / width))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
 def _beat_template(
     codes: set[str], rng: np.random.Generator, rr: float, t: np.ndarray
 ) -> tuple[np.ndarray, float, float]:
@@ -384,7 +381,7 @@ def _beat_template(
     for wave in waves:
         template += wave.leads()[:, None] * _gauss(t, wave.center, wave.width)[None, :]
     qrs_end = 0.045 if qrs_ms < 120 else qrs_ms / 2000.0 + 0.02
-    plateau = _sigmoid((t - qrs_end) / 0.006) * _sigmoid((tw.center + tw.width - t) / 0.015)
+    plateau = sigmoid((t - qrs_end) / 0.006) * sigmoid((tw.center + tw.width - t) / 0.015)
     template += st.leads()[:, None] * plateau[None, :]
     template[2:] *= chest_gain[:, None]
     return template, axis, qrs_ms

@@ -81,7 +81,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset, WeightedRandomSampler
 
-from medical.ecg.evaluate import auroc_metrics, batch_averaged_auc
+from medical.ecg.evaluate import auroc_metrics, batch_averaged_auc, sigmoid
 from medical.ecg.losses import (
     LossConfig,
     class_counts_pos_weight,
@@ -141,11 +141,11 @@ _RESUME_IGNORES = frozenset(
 )
 
 
-# ----------------------------------------------------------------------------- config
-
-
 #: Loggers copied into a run folder's ``log.txt``.
 _LOGGERS = ("medical.ecg", "shared.training")
+
+
+# ----------------------------------------------------------------------------- config
 
 
 @dataclass(frozen=True)
@@ -1303,11 +1303,6 @@ def predict(
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    out: np.ndarray = 1.0 / (1.0 + np.exp(-np.clip(x, -700, 700)))
-    return out
-
-
 def evaluate_model(
     model: nn.Module, cfg: ECGConfig, data: ECGArrays, out: Path | None = None
 ) -> dict[str, Any]:
@@ -1363,7 +1358,7 @@ def evaluate_model(
                 "ecg_id": int(data.ecg_ids[r]),
                 **{n: float(p) for n, p in zip(data.label_names, prob)},
             }
-            for r, prob in zip(rows, _sigmoid(preds["logits"]))
+            for r, prob in zip(rows, sigmoid(preds["logits"]))
         ]
         write_csv(out / "test_predictions.csv", rows_out)
     return metrics
