@@ -41,12 +41,17 @@ from recsys.augment import Views, augment_pair
 from recsys.encoder import sasrec_encode
 from recsys.losses import contrastive_regularizer, pair_info_nce
 
-__all__ = ["Augmenter", "CL4SRec", "MCLRec", "Step"]
+__all__ = ["MIN_CONTRAST_BATCH", "Augmenter", "CL4SRec", "MCLRec", "Step"]
 
 Step = Literal["encoder", "augmenter", "joint"]
 
 #: Added to the sum of R over the three pairs (official ``meta_rl``).
 R_SCALE = 0.1
+
+#: The contrastive terms need at least this many rows (a row's negatives are the other rows).
+#: RecBole keeps the last partial batch, so a batch of one row happens; its contrastive terms are
+#: 0 (skipped) and only the recommendation loss trains on it.
+MIN_CONTRAST_BATCH = 2
 
 
 def _get(config: Any, key: str, default: Any) -> Any:
@@ -164,7 +169,10 @@ class CL4SRec(SASRec):
             ]
         )
         rec = self.rec_loss(h, interaction)
-        cl = self._info_nce(h1, h2)
+        if h1.shape[0] < MIN_CONTRAST_BATCH:
+            cl = rec.new_zeros(())
+        else:
+            cl = self._info_nce(h1, h2)
         return {"loss": rec + self.cl_weight * cl, "loss/rec": rec, "loss/cl": cl}
 
     def calculate_loss(self, interaction: Any) -> Tensor:
@@ -215,8 +223,13 @@ class MCLRec(CL4SRec):
             h2: Encoder output of view 2. Shape: (B, H).
 
         Returns:
-            ``{"loss/cl1", "loss/cl2", "loss/reg"}``; ``loss/reg`` is 0 without the regularizer.
+            ``{"loss/cl1", "loss/cl2", "loss/reg"}``; ``loss/reg`` is 0 without the regularizer;
+            all three are 0 (without a graph) for a batch of fewer than
+            :data:`MIN_CONTRAST_BATCH` rows.
         """
+        if h1.shape[0] < MIN_CONTRAST_BATCH:
+            zero = h1.new_zeros(())
+            return {"loss/cl1": zero, "loss/cl2": zero, "loss/reg": zero}
         z1 = self.augmenter_1(h1)
         z2 = self.augmenter_2(h2)
         cl1 = self._info_nce(h1, h2)

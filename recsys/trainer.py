@@ -43,7 +43,7 @@ from torch.nn.utils import clip_grad_norm_
 from tqdm.auto import tqdm
 
 from recsys._recbole import recbole_scope
-from recsys.models import MCLRec
+from recsys.models import MIN_CONTRAST_BATCH, MCLRec
 from shared.io import atomic_torch_save, write_csv
 from shared.training.checkpoint import get_rng_state, safe_load, set_rng_state
 
@@ -222,7 +222,8 @@ class RecTrainer(Trainer):
         self.finished = False
         self.stopped_early = False
         self._best_state: dict[str, Tensor] | None = None
-        self._phase = "valid"
+        self._validating = False
+        self._phase = "test"
         self._terms: dict[str, float] = defaultdict(float)
         self._batches = 0
         self._train_seconds = 0.0
@@ -280,8 +281,11 @@ class RecTrainer(Trainer):
 
     def _valid_epoch(self, valid_data: Any, show_progress: bool = False) -> tuple[float, dict]:
         start = time.perf_counter()
-        self._phase = "valid"
-        score, result = super()._valid_epoch(valid_data, show_progress=False)
+        self._validating = True  # RecBole's _valid_epoch calls self.evaluate without a phase
+        try:
+            score, result = super()._valid_epoch(valid_data, show_progress=False)
+        finally:
+            self._validating = False
         self._valid_seconds = time.perf_counter() - start
         self._last_valid = {k: float(v) for k, v in result.items()}
         return score, result
@@ -313,16 +317,19 @@ class RecTrainer(Trainer):
             load_best_model: Load the best epoch's weights first.
             model_file: A ``weights.pt`` to load instead of the best weights.
             show_progress: Ignored (evaluation is quick).
-            phase: ``"valid"`` or ``"test"`` (which history to mask); default: test when
-                called from outside the training loop.
+            phase: ``"valid"`` or ``"test"`` (which history to mask); default: ``"test"``
+                (``"valid"`` inside the training loop's validation).
 
         Returns:
             ``{"hit@10": x, ...}`` (RecBole's metric names, lower case).
         """
         if load_best_model or model_file is not None:
             self.load_best(model_file)
-        if phase is not None:
-            self._phase = phase
+        if phase is None:
+            phase = "valid" if self._validating else "test"
+        if phase not in ("valid", "test"):
+            raise ValueError(f"Expected phase 'valid' or 'test', but got {phase!r}.")
+        self._phase = phase
         with recbole_scope():
             return super().evaluate(eval_data, load_best_model=False, show_progress=False)
 
@@ -530,12 +537,16 @@ class MCLRecTrainer(RecTrainer):
         terms = model.loss_terms(interaction, views, "encoder")
         self._backward_step(terms["loss"], self.optimizer, model.encoder_parameters())
         record.update({k: float(v.detach()) for k, v in terms.items()})
-        # step 2: augmenters, with the updated encoder
+        # step 2: augmenters, with the updated encoder (skipped for a batch of one row: the
+        # augmenter loss has no term that depends on them then)
         _set_requires_grad(model.augmenter_parameters(), True)
-        self.augmenter_optimizer.zero_grad()
-        terms = model.loss_terms(interaction, views, "augmenter")
-        self._backward_step(terms["loss"], self.augmenter_optimizer, model.augmenter_parameters())
-        record.update({f"augmenter/{k}": float(v.detach()) for k, v in terms.items()})
+        if len(views.len1) >= MIN_CONTRAST_BATCH:
+            self.augmenter_optimizer.zero_grad()
+            terms = model.loss_terms(interaction, views, "augmenter")
+            self._backward_step(
+                terms["loss"], self.augmenter_optimizer, model.augmenter_parameters()
+            )
+            record.update({f"augmenter/{k}": float(v.detach()) for k, v in terms.items()})
         # step 3: encoder again, augmenters frozen
         _set_requires_grad(model.augmenter_parameters(), False)
         self.optimizer.zero_grad()

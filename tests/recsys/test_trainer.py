@@ -159,3 +159,58 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(
     if model_cls is MCLRec:
         assert any(k.startswith("augmenter_1.") for k in weights)
         assert set(state["optimizers"]) == {"optimizer", "augmenter_optimizer"}
+
+
+# ----------------------------------------------------------------------------- small fixes
+
+
+def test_evaluate_defaults_to_the_test_phase_after_a_validation(
+    make_setup: Any, tmp_path: Path
+) -> None:
+    config, dataset, train, valid, test = make_setup(SASRec)
+    model = FixedScores(config, train.dataset)
+    history = HistoryMask(
+        train.dataset, valid.dataset, uid_field="user_id", iid_field="item_id",
+        n_users=dataset.user_num,
+    )  # fmt: skip
+    trainer = RecTrainer(config, model, run_dir=tmp_path, progress=False, history_mask=history)
+    as_test = trainer.evaluate(test, load_best_model=False, phase="test")
+    as_valid = trainer.evaluate(test, load_best_model=False, phase="valid")
+    assert as_test != as_valid  # the two histories mask different items here
+    trainer._valid_epoch(valid)  # what fit does every epoch
+    assert trainer.evaluate(test, load_best_model=False) == as_test
+    with pytest.raises(ValueError, match="phase"):
+        trainer.evaluate(test, load_best_model=False, phase="tset")
+
+
+@pytest.mark.parametrize("model_name", ["CL4SRec", "MCLRec", "MCLRec-J"])
+def test_a_batch_of_one_row_trains_on_the_recommendation_loss_only(
+    make_setup: Any, tmp_path: Path, model_name: str
+) -> None:
+    from recsys.models import CL4SRec
+
+    model_cls = CL4SRec if model_name == "CL4SRec" else MCLRec
+    config, _, train, _, _ = make_setup(
+        model_cls, beta=0.5, cl_weight=0.2, joint=model_name == "MCLRec-J"
+    )
+    torch.manual_seed(0)
+    model = model_cls(config, train.dataset)
+    one = next(iter(train))[torch.arange(1)]
+    if model_cls is MCLRec:
+        trainer: Any = MCLRecTrainer(config, model, run_dir=tmp_path, progress=False)
+    else:
+        trainer = RecTrainer(config, model, run_dir=tmp_path, progress=False)
+    phi = [p.detach().clone() for n, p in model.named_parameters() if "augmenter" in n]
+    if model_name == "MCLRec":
+        record = trainer.train_step(one)
+        assert not any(k.startswith("augmenter/") for k in record)  # step 2 skipped
+    else:
+        trainer.optimizer.zero_grad()
+        loss = trainer._loss_and_record(one)
+        loss.backward()
+        trainer.optimizer.step()
+    terms = model.loss_terms(one, model.make_views(one), "joint")
+    assert all(torch.isfinite(v) for v in terms.values())
+    assert float(terms["loss"].detach()) == pytest.approx(float(terms["loss/rec"].detach()))
+    after = [p.detach() for n, p in model.named_parameters() if "augmenter" in n]
+    assert all(torch.equal(a, b) for a, b in zip(phi, after))  # augmenters untouched
