@@ -25,11 +25,12 @@ from pipelines.common import (
     debug_enabled,
     print_error,
 )
+from pipelines.domain import register_domain
 from shared.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["COMMAND_MODULES", "build_parser", "main"]
+__all__ = ["COMMAND_MODULES", "DOMAINS", "build_parser", "main"]
 
 #: The modules that register commands and demo steps, imported in this order: it is the order
 #: of the commands in `contrasuite --help` and of the demo's steps. A new domain adds one line.
@@ -41,8 +42,15 @@ COMMAND_MODULES = (
     "pipelines.recsys_cli",  # contrasuite recsys evaluate
     "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
 )
+#: The domains, each a light module defining ``DOMAIN`` (a :class:`shared.domain.DomainSpec`),
+#: in the order of `contrasuite --help` and of the demo's steps (after the modules above).
+#: Adding a domain is one line here (see pipelines/domain.py and the README).
+DOMAINS: tuple[str, ...] = ()
+
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)
+for _module in DOMAINS:
+    register_domain(importlib.import_module(_module).DOMAIN)
 
 _EPILOG = """\
 examples:

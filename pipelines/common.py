@@ -75,6 +75,16 @@ class CliParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        #: Text computed when ``--help`` is shown and appended to it (e.g. the config keys
+        #: generated from a config class, imported only then).
+        self.help_appendix: Callable[[], str] | None = None
+
+    def format_help(self) -> str:
+        """The usual help, then :attr:`help_appendix` when set."""
+        text = super().format_help()
+        if self.help_appendix is not None:
+            text = text.rstrip("\n") + "\n\n" + self.help_appendix().rstrip("\n") + "\n"
+        return text
 
     def error(self, message: str) -> NoReturn:
         """Print ``message`` (with a "did you mean" hint and a pointer to --help) and exit 2."""

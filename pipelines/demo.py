@@ -4,13 +4,9 @@ Each demo step writes its own folder ``DIR/<step>/`` and returns a :class:`DemoR
 command then writes ``DIR/index.html`` (a table of every step's headline numbers, links to its
 files, and the step's own summary) and ``DIR/demo.json`` (the same numbers as JSON).
 
-A domain adds its step with :func:`register_demo_step` in its light command module and one
-import line in :mod:`pipelines.cli`; the step function does its heavy imports when it runs::
-
-    @register_demo_step("ecg", title="ProtoECGNet on synthetic PTB-XL")
-    def _ecg_demo(ctx: DemoContext) -> DemoResult:
-        from pipelines.ecg_pipeline import demo_step
-        return demo_step(ctx)
+A domain declares its step in its :class:`shared.domain.DomainSpec` (``demo=``), and
+:mod:`pipelines.domain` registers it here with :func:`register_demo_step`; the step function
+(``fn(ctx: DemoContext) -> DemoResult``, both from :mod:`shared.domain`) is imported when it runs.
 
 Steps must be re-runnable into the same folder: finished runs are reused, interrupted ones
 resumed.
@@ -24,7 +20,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +36,7 @@ from pipelines.common import (
 from pipelines.config_io import atomic_write_text
 from pipelines.registry import Registry
 from pipelines.report import esc, html_link, html_page, html_table
+from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -47,48 +44,6 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEMO_STEPS", "DemoContext", "DemoResult", "DemoStep", "register_demo_step", "run_demo"]
 
 DEFAULT_OUT = "contrasuite-demo"
-
-
-@dataclass(frozen=True)
-class DemoContext:
-    """What a demo step is told.
-
-    Attributes:
-        out_dir: The step's own folder, ``DIR/<step>`` (may already hold an earlier run).
-        quick: ``--quick``: small settings, the whole demo in about a minute.
-        seed: Random seed.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        progress: Whether the Trainer shows progress bars.
-        smoke: Test-only, even smaller than ``quick`` (hidden ``--smoke`` option).
-    """
-
-    out_dir: Path
-    quick: bool = False
-    seed: int = DEFAULT_SEED
-    device: str = "auto"
-    progress: bool = True
-    smoke: bool = False
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    """What a demo step reports back for the index page.
-
-    Attributes:
-        title: A heading for the step's section.
-        metrics: Headline numbers for the index table (plain floats/ints), e.g.
-            ``{"probe_acc/supcon": 0.98}``.
-        summary_html: An HTML fragment (tables, embedded figures) shown in the index. Relative
-            links in it must be relative to ``DIR`` (prefix them with the step name).
-        links: ``{label: path relative to the step folder}`` of the step's files to link.
-        notes: One line shown under the title (what was run, on which data).
-    """
-
-    title: str
-    metrics: Mapping[str, float | int] = field(default_factory=dict)
-    summary_html: str = ""
-    links: Mapping[str, str] = field(default_factory=dict)
-    notes: str = ""
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from shared.validation import closest
 __all__ = [
     "ConfigError",
     "apply_overrides",
+    "config_keys",
     "dump_yaml",
     "from_dict",
     "load_config",
@@ -133,6 +134,24 @@ def _leaf_paths(cls: type, path: str) -> list[str]:
         tp = hints[name]
         out.extend(_leaf_paths(tp, sub) if _is_dataclass_type(tp) else [sub])
     return out
+
+
+def config_keys(cls: type) -> list[str]:
+    """Every dotted leaf key of a config dataclass, in field order.
+
+    Examples:
+        >>> from dataclasses import dataclass, field
+        >>> @dataclass(frozen=True)
+        ... class Inner:
+        ...     lr: float = 0.1
+        >>> @dataclass(frozen=True)
+        ... class Outer:
+        ...     name: str = "x"
+        ...     opt: Inner = field(default_factory=Inner)
+        >>> config_keys(Outer)
+        ['name', 'opt.lr']
+    """
+    return _leaf_paths(cls, "")
 
 
 def _unknown_key(cls: type, path: str, name: str, source: str) -> ConfigError:

@@ -64,7 +64,11 @@ def safe_load(path: str | os.PathLike[str]) -> Any:
 
 
 def load_weights(
-    path: str | os.PathLike[str], module: nn.Module, *, strict: bool = True
+    path: str | os.PathLike[str],
+    module: nn.Module,
+    *,
+    strict: bool = True,
+    run_id: str | None = None,
 ) -> nn.Module:
     """Load a ``state_dict`` saved by the Trainer (``weights.pt``) into ``module``, safely.
 
@@ -74,19 +78,32 @@ def load_weights(
         path: The weights file.
         module: The module (usually the task) to load into, in place.
         strict: Whether every key must match.
+        run_id: When given, the file must carry this run id (stamped by
+            :meth:`shared.training.run.RunFolder.save_weights` and the Trainer).
 
     Returns:
         ``module``.
 
     Raises:
         InputError: If the file cannot be read, holds no state_dict, or its keys or shapes do
-            not match ``module`` (the message names missing and unexpected keys).
+            not match ``module`` (the message names missing and unexpected keys), or was
+            written by another run than ``run_id``.
     """
+    from shared.training.run import run_id_of
+
     state = safe_load(path)
     if not isinstance(state, Mapping) or not all(
         isinstance(v, torch.Tensor) for v in state.values()
     ):
         raise InputError(f"Expected {path} to hold a state_dict (names -> tensors).")
+    if run_id is not None and run_id_of(state) != run_id:
+        found = run_id_of(state)
+        raise InputError(
+            f"{path} was written by "
+            + (f"another run (id {found})" if found else "no contrasuite run")
+            + f", not by the run in {Path(path).parent} (id {run_id}); copy whole run folders, "
+            "never single weight files."
+        )
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module.") :]: v for k, v in state.items()}
     own = set(module.state_dict())

@@ -31,27 +31,24 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from shared.config import ConfigError, dump_yaml, to_dict
+from shared.config import ConfigError, to_dict
 from shared.distributed import all_reduce_sum_, is_main_process, rank, world_size
 from shared.errors import InputError
-from shared.io import atomic_torch_save, atomic_write_text, jsonable, write_csv, write_json
-from shared.runtime import log_to_file
+from shared.io import atomic_torch_save, jsonable, write_csv, write_json
+from shared.runtime import torch_threads
 from shared.training.callbacks import Callback, EarlyStopping
 from shared.training.checkpoint import (
     FORMAT_VERSION,
-    config_diff,
     get_rng_state,
     safe_load,
     set_rng_state,
 )
+from shared.training.run import RunFolder, stamp_run_id
 from shared.training.task import Task
 
 __all__ = ["Trainer", "TrainerConfig", "seed_everything"]
 
 logger = logging.getLogger(__name__)
-
-# Trainer settings that may change between a run and its resume without changing results.
-_RESUME_IGNORES = frozenset({"trainer.progress", "trainer.log_every", "trainer.device"})
 
 
 @dataclass(frozen=True)
@@ -97,6 +94,8 @@ class TrainerConfig:
             some parameters unused).
         progress: Show a tqdm bar on rank 0 (when tqdm is installed).
         log_every: Log the running loss every this many batches; 0 turns it off.
+        threads: CPU threads torch uses during ``fit`` (intra-op); ``None`` leaves torch's
+            setting. May change when a run is resumed, like ``device``.
     """
 
     epochs: int = 10
@@ -126,6 +125,7 @@ class TrainerConfig:
     find_unused_parameters: bool = False
     progress: bool = True
     log_every: int = 50
+    threads: int | None = None
 
     def __post_init__(self) -> None:
         """Check ranges and choices.
@@ -144,6 +144,7 @@ class TrainerConfig:
             "max_train_batches": 1,
             "max_val_batches": 1,
             "patience": 0,
+            "threads": 1,
         }
         for name, low in at_least.items():
             value = getattr(self, name)
@@ -243,8 +244,10 @@ class Trainer:
     Args:
         config: The loop settings.
         run_dir: The run folder (``config.yaml``, ``metrics.json``, ``history.csv``,
-            ``log.txt``, ``weights.pt``, ``state.pt``); ``None`` writes nothing. A folder that
-            already holds ``state.pt`` is resumed; only rank 0 writes.
+            ``log.txt``, ``weights.pt``, ``state.pt``), opened as a
+            :class:`~shared.training.run.RunFolder` of domain ``"trainer"``; ``None`` writes
+            nothing. A folder that already holds this run is resumed, and one that holds
+            anything else is refused before anything is written; only rank 0 writes.
         callbacks: Extra :class:`~shared.training.callbacks.Callback` objects, called in order
             after the trainer's own :class:`~shared.training.callbacks.EarlyStopping`.
         config_dict: The whole experiment config (plain data or a dataclass); written to
@@ -291,6 +294,7 @@ class Trainer:
         self.device = torch.device("cpu")
         self.early_stopping = EarlyStopping(config.monitor, config.mode, config.patience)
         self._best_state: dict[str, Tensor] | None = None
+        self.run: RunFolder | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -311,15 +315,23 @@ class Trainer:
             (epochs trained). The same dict is written to ``metrics.json``.
 
         Raises:
-            InputError: If ``run_dir`` holds a run of a different config, an empty loader, or a
-                ``monitor`` that the metrics lack.
+            InputError: If ``run_dir`` is not empty and not this run, holds a run of a different
+                config, or on an empty loader or a ``monitor`` that the metrics lack.
             FloatingPointError: If the training loss becomes NaN or infinite.
         """
-        cfg = self.config
         if val_loader is not None and not task.has_validation:
             raise ValueError(
                 f"A val_loader was given, but {type(task).__name__} has no validation_step()."
             )
+        if self.run_dir is not None:  # every check before anything is written
+            self.run = RunFolder.prepare(
+                self.run_dir, domain="trainer", command="fit", config=self._run_config()
+            )
+        with torch_threads(self.config.threads):
+            return self._fit(task, train_loader, val_loader)
+
+    def _fit(self, task: Task, train_loader: Any, val_loader: Any | None) -> dict[str, float]:
+        cfg = self.config
         self.device = _resolve_device(cfg.device)
         if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
@@ -343,9 +355,10 @@ class Trainer:
         )
         self.early_stopping = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
         self.history, self.global_step, self.should_stop, self._best_state = [], 0, False, None
+        if self.run is not None and is_main_process():
+            self.run.create()
         with self._log_to_run_dir():
             start, finished = self._resume(task)
-            self._write_config()
             if finished:
                 logger.info("%s already finished; reporting its metrics.", self.run_dir)
                 return self._finish(task, call_back=False)
@@ -558,14 +571,11 @@ class Trainer:
                 if self.config.weights == "best" and state["best_model"]
                 else state["model"]
             )
-            atomic_torch_save(dict(weights), self.run_dir / "weights.pt")
+            run_id = self.run.run_id if self.run is not None else ""
+            atomic_torch_save(stamp_run_id(weights, run_id), self.run_dir / "weights.pt")
         write_csv(self.run_dir / "history.csv", self.history)
         write_json(self.run_dir / "metrics.json", self._metrics())
         atomic_torch_save(dict(state), self.run_dir / "state.pt")
-
-    def _write_config(self) -> None:
-        if self.run_dir is not None and is_main_process():
-            atomic_write_text(self.run_dir / "config.yaml", dump_yaml(self._run_config()))
 
     def _resume(self, task: Task) -> tuple[int, bool]:
         """Restore ``run_dir/state.pt`` if present; return (first epoch to run, finished)."""
@@ -577,12 +587,6 @@ class Trainer:
             raise InputError(
                 f"Expected {path} to be a training state of format {FORMAT_VERSION}; "
                 f"use another --out folder or delete {self.run_dir}."
-            )
-        diff = config_diff(state["config"], jsonable(self._run_config()), _RESUME_IGNORES)
-        if diff:
-            raise InputError(
-                f"{self.run_dir} holds a run with a different config ({'; '.join(diff[:5])}). "
-                f"Use another --out folder, or delete {self.run_dir} to start over."
             )
         task.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -622,10 +626,10 @@ class Trainer:
     @contextlib.contextmanager
     def _log_to_run_dir(self) -> Iterator[None]:
         """Copy this package's log records to ``run_dir/log.txt`` (rank 0) during ``fit``."""
-        if self.run_dir is None or not is_main_process():
+        if self.run is None or not is_main_process():
             yield
             return
-        with log_to_file(self.run_dir / "log.txt", ["shared.training"]):
+        with self.run.logging("shared.training"):
             yield
 
 

@@ -1,0 +1,216 @@
+"""What a domain declares to be wired into the ``contrasuite`` command line and demo.
+
+A domain package keeps one light module, ``<package>/domain.py``, that imports only this one and
+defines ``DOMAIN``, a :class:`DomainSpec`: its name, its commands (each a :class:`CommandSpec`
+naming its handler and config class by import path, so nothing heavy is imported until the
+command runs) and its demo step. ``pipelines.domain`` turns the spec into subcommands with the
+common options, a generated list of config keys in ``--help``, and a demo step; one line in
+``pipelines.cli.DOMAINS`` registers it. The smallest complete example is ``vision/digits``.
+
+Handlers are called as ``fn(args, cfg)`` when the command has a config class (``cfg`` is the
+resolved, frozen config: defaults < ``--config`` YAML < options < ``key=value``), else as
+``fn(args)``. They return an exit status or ``None`` (0), and raise
+:class:`~shared.errors.InputError` for bad input (exit status 2, one line on stderr).
+
+This module imports nothing but the standard library.
+
+Examples:
+    >>> spec = DomainSpec(
+    ...     name="toy",
+    ...     help="a toy domain",
+    ...     commands=(CommandSpec("train", help="train it", run="toy.commands:train",
+    ...                           config="toy.config:ToyConfig"),),
+    ... )
+    >>> spec.command("train").run
+    'toy.commands:train'
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "DEFAULT_SEED",
+    "CommandSpec",
+    "DemoContext",
+    "DemoResult",
+    "DomainSpec",
+    "Option",
+    "nonnegative_int",
+    "positive_int",
+]
+
+DEFAULT_SEED = 2020
+
+
+def _int(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 1.
+
+    Examples:
+        >>> positive_int("3")
+        3
+    """
+    return _int(text, 1, "a positive integer")
+
+
+def nonnegative_int(text: str) -> int:
+    """An argparse ``type``: an integer >= 0 (e.g. a seed).
+
+    Examples:
+        >>> nonnegative_int("0")
+        0
+    """
+    return _int(text, 0, "an integer >= 0")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One extra command-line option of a command.
+
+    Attributes:
+        flags: The option strings, e.g. ``("--data-dir",)``, or a positional name.
+        help: Its help text.
+        kwargs: Further ``ArgumentParser.add_argument`` arguments (``type``, ``default``,
+            ``choices``, ``metavar``, ``required``, ``action``, ``nargs``).
+        key: For commands with a config: the dotted config key that a given value sets
+            (``"model.name"``), applied before the ``key=value`` arguments.
+    """
+
+    flags: tuple[str, ...]
+    help: str
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None
+
+    @property
+    def dest(self) -> str:
+        """The attribute name argparse stores the value under."""
+        if "dest" in self.kwargs:
+            return str(self.kwargs["dest"])
+        longs = [f for f in self.flags if f.startswith("--")]
+        name = (longs or list(self.flags))[0].lstrip("-")
+        return name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class CommandSpec:
+    """One subcommand of a domain.
+
+    Attributes:
+        name: What users type after the domain name (``"train"``).
+        help: One line for the domain's ``--help``.
+        run: ``"package.module:function"``, the handler (imported when the command runs).
+        config: ``"package.module:ConfigClass"`` for commands that take a config: they get
+            ``--out DIR``, ``--seed``, ``--device``, ``--epochs``, ``--config FILE.yaml`` and
+            trailing ``key=value`` settings, and the handler is called ``fn(args, cfg)``.
+            ``None``: only ``options``, and ``fn(args)``.
+        description: The top of the command's ``--help`` (default: ``help``).
+        examples: Example lines for the bottom of its ``--help``.
+        options: Extra options.
+        out_help: Help text of ``--out`` (commands with a config).
+        option_keys: Where ``--seed``, ``--device``, ``--epochs`` land in the config.
+    """
+
+    name: str
+    help: str
+    run: str
+    config: str | None = None
+    description: str = ""
+    examples: str = ""
+    options: tuple[Option, ...] = ()
+    out_help: str = "run folder to write (created; an existing run of the same command resumes)"
+    option_keys: Mapping[str, str] = field(
+        default_factory=lambda: {
+            "seed": "trainer.seed",
+            "device": "trainer.device",
+            "epochs": "trainer.epochs",
+        }
+    )
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """A domain: its commands and its demo step.
+
+    Attributes:
+        name: The command group users type (``"ecg"``) and the demo step's folder name.
+        help: One line for ``contrasuite --help``.
+        commands: Its subcommands, in ``--help`` order.
+        description: The top of ``contrasuite NAME --help`` (default: ``help``).
+        demo: ``"package.module:function"``, its demo step (``fn(ctx: DemoContext) ->
+            DemoResult``), or ``None``.
+        demo_title: One line describing the demo step.
+    """
+
+    name: str
+    help: str
+    commands: tuple[CommandSpec, ...]
+    description: str = ""
+    demo: str | None = None
+    demo_title: str = ""
+
+    def command(self, name: str) -> CommandSpec:
+        """The command called ``name``.
+
+        Raises:
+            KeyError: If there is none.
+        """
+        for spec in self.commands:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class DemoContext:
+    """What a demo step is told.
+
+    Attributes:
+        out_dir: The step's own folder, ``DIR/<step>`` (may already hold an earlier run).
+        quick: ``--quick``: small settings, the whole demo in a few minutes.
+        seed: Random seed.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        progress: Whether the Trainer shows progress bars.
+        smoke: Test-only, even smaller than ``quick`` (hidden ``--smoke`` option).
+    """
+
+    out_dir: Path
+    quick: bool = False
+    seed: int = DEFAULT_SEED
+    device: str = "auto"
+    progress: bool = True
+    smoke: bool = False
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What a demo step reports back for the index page.
+
+    Attributes:
+        title: A heading for the step's section.
+        metrics: Headline numbers for the index table (plain floats/ints), e.g.
+            ``{"probe_acc/supcon": 0.98}``.
+        summary_html: An HTML fragment (tables, embedded figures) shown in the index. Relative
+            links in it must be relative to ``DIR`` (prefix them with the step name).
+        links: ``{label: path relative to the step folder}`` of the step's files to link.
+        notes: One line shown under the title (what was run, on which data).
+    """
+
+    title: str
+    metrics: Mapping[str, float | int] = field(default_factory=dict)
+    summary_html: str = ""
+    links: Mapping[str, str] = field(default_factory=dict)
+    notes: str = ""

@@ -1,0 +1,500 @@
+"""One run folder for every domain: ownership, resume checks, stages, log, weights.
+
+A run folder is any folder a train/evaluate command writes. It holds a marker,
+``.contrasuite.json``, that says which domain and command made it, its run id, the config it
+was started with, a fingerprint of its input data, and which named stages have finished. The
+marker, not file names, decides whether a folder is ours:
+
+* :meth:`RunFolder.prepare` checks everything and writes **nothing**: a folder that is a file,
+  not empty and not ours, ours but of another domain or command, of another config (outside
+  the keys that are safe to change on resume), or of other input data is refused with an
+  :class:`~shared.errors.InputError` whose one line says what differs.
+* :meth:`RunFolder.create` then makes the folder and writes the marker and ``config.yaml``.
+* :meth:`RunFolder.open_existing` opens a finished or running run for evaluate/predict/explain.
+
+Weights carry their run's id in the state_dict's ``_metadata`` (invisible to
+``load_state_dict``), so that ``weights.pt`` copied from another run is refused on load.
+
+Layout (files written by the :class:`~shared.training.trainer.Trainer` and the domains)::
+
+    RUN/.contrasuite.json  config.yaml  metrics.json  history.csv  log.txt  weights.pt  state.pt
+    RUN/<stage>/...        (a Trainer run folder per named stage, when a run has stages)
+
+Examples:
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "run"
+    >>> run = RunFolder.prepare(out, domain="demo", command="train", config={"lr": 0.1})
+    >>> out.exists()
+    False
+    >>> run.create().resumed
+    False
+    >>> RunFolder.prepare(out, domain="demo", command="train", config={"lr": 0.1}).resumed
+    True
+    >>> RunFolder.prepare(out, domain="demo", command="train", config={"lr": 0.2})
+    Traceback (most recent call last):
+    ...
+    shared.errors.InputError: ... holds a demo train run with another config: lr (0.1 -> 0.2); ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import logging
+import os
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import Tensor, nn
+
+from shared.config import dump_yaml, to_dict
+from shared.errors import InputError
+from shared.io import (
+    PathLike,
+    atomic_torch_save,
+    atomic_write_text,
+    jsonable,
+    read_json,
+    write_json,
+)
+from shared.runtime import log_to_file
+
+__all__ = [
+    "MARKER",
+    "RUN_FORMAT",
+    "SAFE_KEYS",
+    "RunFolder",
+    "data_fingerprint",
+    "describe_diff",
+    "run_id_of",
+    "stamp_run_id",
+]
+
+logger = logging.getLogger(__name__)
+
+MARKER = ".contrasuite.json"
+RUN_FORMAT = 1
+#: Settings that may change between a run and its resume without changing its results.
+SAFE_KEYS = frozenset(
+    {"trainer.progress", "trainer.log_every", "trainer.device", "trainer.threads"}
+)
+_RUN_ID_KEY = "contrasuite_run_id"
+
+
+def _plain_config(config: Any) -> dict[str, Any]:
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        config = to_dict(config)
+    return jsonable(dict(config or {}))
+
+
+def _flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(_flatten(value, path + "."))
+        else:
+            out[path] = value
+    return out
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def describe_diff(
+    saved: Mapping[str, Any], current: Mapping[str, Any], ignore: frozenset[str] = SAFE_KEYS
+) -> str:
+    """Name the leaf keys that differ between two plain configs, in one short line.
+
+    Args:
+        saved: The run's config.
+        current: This command's config.
+        ignore: Dotted keys (or key prefixes ending in ``.``) that may differ.
+
+    Returns:
+        ``""`` when equal, else e.g. ``"trainer.lr (0.001 -> 0.01) and 2 more"`` (at most
+        three keys shown).
+
+    Examples:
+        >>> describe_diff({"a": {"lr": 0.1}, "b": 1}, {"a": {"lr": 0.2}, "b": 1})
+        'a.lr (0.1 -> 0.2)'
+    """
+    old, new = _flatten(saved), _flatten(current)
+    keys = [
+        k
+        for k in sorted(set(old) | set(new))
+        if old.get(k, "<absent>") != new.get(k, "<absent>")
+        and k not in ignore
+        and not any(p.endswith(".") and k.startswith(p) for p in ignore)
+    ]
+    shown = ", ".join(
+        f"{k} ({_short(old.get(k, '<absent>'))} -> {_short(new.get(k, '<absent>'))})"
+        for k in keys[:3]
+    )
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+
+
+def _hash_file(h: Any, path: Path) -> None:
+    size = path.stat().st_size
+    h.update(f"{path.name}:{size}".encode())
+    with path.open("rb") as f:
+        if size <= 64 << 20:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        else:  # large files: head, tail and size
+            h.update(f.read(8 << 20))
+            f.seek(-(8 << 20), os.SEEK_END)
+            h.update(f.read())
+
+
+def data_fingerprint(*items: Any) -> str:
+    """A short content hash of a run's input data.
+
+    Args:
+        *items: Files and folders (hashed by relative name and content; files over 64 MiB by
+            their size, first and last 8 MiB), numpy arrays and tensors (shape, dtype,
+            bytes), and plain strings or numbers.
+
+    Returns:
+        16 hex digits.
+
+    Raises:
+        InputError: If a path does not exist.
+
+    Examples:
+        >>> data_fingerprint(np.arange(3)) == data_fingerprint(np.arange(3))
+        True
+        >>> data_fingerprint(np.arange(3)) == data_fingerprint(np.arange(4))
+        False
+    """
+    h = hashlib.sha1()
+    for item in items:
+        if isinstance(item, Tensor):
+            item = item.detach().cpu().numpy()
+        if isinstance(item, np.ndarray):
+            arr = np.ascontiguousarray(item)
+            h.update(f"array:{arr.shape}:{arr.dtype}".encode())
+            h.update(arr.tobytes())
+        elif isinstance(item, (os.PathLike, Path)):
+            path = Path(item)
+            if path.is_dir():
+                for file in sorted(p for p in path.rglob("*") if p.is_file()):
+                    h.update(str(file.relative_to(path)).encode())
+                    _hash_file(h, file)
+            elif path.is_file():
+                _hash_file(h, path)
+            else:
+                raise InputError(f"Expected input data at {path}, but it does not exist.")
+        else:
+            h.update(f"{type(item).__name__}:{item!r}".encode())
+    return h.hexdigest()[:16]
+
+
+def stamp_run_id(state_dict: Mapping[str, Tensor], run_id: str) -> OrderedDict[str, Tensor]:
+    """Return a copy of ``state_dict`` that carries ``run_id`` in its ``_metadata``.
+
+    ``load_state_dict`` ignores the extra metadata, so the file still loads into a plain
+    module with ``torch.load(path, weights_only=True)``.
+
+    Examples:
+        >>> sd = stamp_run_id(nn.Linear(2, 2).state_dict(), "abc")
+        >>> run_id_of(sd)
+        'abc'
+    """
+    out: OrderedDict[str, Tensor] = OrderedDict(state_dict)
+    meta = getattr(state_dict, "_metadata", None)
+    metadata: OrderedDict[str, Any] = OrderedDict(
+        (k, dict(v)) for k, v in (meta or {"": {}}).items()
+    )
+    metadata.setdefault("", {})[_RUN_ID_KEY] = run_id
+    out._metadata = metadata  # type: ignore[attr-defined]
+    return out
+
+
+def run_id_of(state_dict: Any) -> str | None:
+    """The run id stamped by :func:`stamp_run_id`, or ``None``."""
+    meta = getattr(state_dict, "_metadata", None) or {}
+    value = meta.get("", {}).get(_RUN_ID_KEY)
+    return str(value) if value is not None else None
+
+
+def _nearest_existing(path: Path) -> Path:
+    node = path.absolute()
+    while not node.exists() and node != node.parent:
+        node = node.parent
+    return node
+
+
+class RunFolder:
+    """A run folder of one domain command; see the module docstring for the rules.
+
+    Use :meth:`prepare` (checks, no writes), then :meth:`create`; or :meth:`open_existing`.
+
+    Attributes:
+        path: The folder.
+        domain: The domain that owns it (``"ecg"``, ``"prostate"``, ``"trainer"``, ...).
+        command: The command that made it (``"train"``).
+        run_id: A unique id, kept for the life of the run.
+        resumed: Whether the folder already held this run when it was prepared.
+    """
+
+    def __init__(self, path: Path, marker: dict[str, Any], resumed: bool) -> None:
+        self.path = path
+        self._marker = marker
+        self.resumed = resumed
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def prepare(
+        cls,
+        path: PathLike,
+        *,
+        domain: str,
+        command: str,
+        config: Any = None,
+        data: str | None = None,
+        safe_keys: frozenset[str] = frozenset(),
+        option: str = "--out",
+    ) -> RunFolder:
+        """Check that ``path`` can hold (or already holds) this run; write nothing.
+
+        Args:
+            path: The run folder; it may not exist yet.
+            domain: The owning domain.
+            command: The command.
+            config: The run's resolved config (a dataclass or a plain mapping).
+            data: A fingerprint of the input data (:func:`data_fingerprint`), or ``None``.
+            safe_keys: Dotted keys (beyond :data:`SAFE_KEYS`) that may change on resume.
+            option: The command-line option that named ``path``, for messages.
+
+        Returns:
+            The run folder (``resumed`` tells whether it already held this run).
+
+        Raises:
+            InputError: If the folder cannot be used; the message says why and what to do.
+        """
+        folder = Path(path)
+        where = f"{option} {folder}"
+        plain = _plain_config(config)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{where}: expected a folder for the run, but it is a file.")
+        marker_path = folder / MARKER
+        if folder.is_dir() and marker_path.is_file():
+            marker = cls._read_marker(marker_path, where)
+            if (marker.get("domain"), marker.get("command")) != (domain, command):
+                raise InputError(
+                    f"{where} holds a {marker.get('domain')} {marker.get('command')} run, not a "
+                    f"{domain} {command} run; use another {option} folder."
+                )
+            diff = describe_diff(marker.get("config", {}), plain, SAFE_KEYS | safe_keys)
+            if diff:
+                raise InputError(
+                    f"{where} holds a {domain} {command} run with another config: {diff}; "
+                    f"use another {option} folder, or delete {folder} to start over."
+                )
+            if data is not None and marker.get("data") not in (None, data):
+                raise InputError(
+                    f"{where} holds a run on other input data (fingerprint {marker.get('data')}, "
+                    f"now {data}): the data changed since the run started; use another {option} "
+                    f"folder, or delete {folder} to start over."
+                )
+            marker = {**marker, "config": plain}  # safe keys take their new values
+            if data is not None:
+                marker["data"] = data
+            return cls(folder, marker, resumed=True)
+        if folder.is_dir():
+            entries = sorted(p.name for p in folder.iterdir())
+            if entries:
+                raise InputError(
+                    f"{where}: the folder is not empty and holds no contrasuite run "
+                    f"({len(entries)} entries, e.g. {entries[0]!r}); choose a new or empty folder."
+                )
+        base = _nearest_existing(folder)
+        if not base.is_dir():
+            raise InputError(f"{where}: {base} is a file, so the folder cannot be created.")
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise InputError(f"{where}: cannot write in {base} (permission denied).")
+        marker = {
+            "format": RUN_FORMAT,
+            "domain": domain,
+            "command": command,
+            "run_id": uuid.uuid4().hex,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "data": data,
+            "config": plain,
+            "stages": {},
+        }
+        return cls(folder, marker, resumed=False)
+
+    @classmethod
+    def open_existing(
+        cls, path: PathLike, *, domain: str, command: str | None = None, option: str = "--run"
+    ) -> RunFolder:
+        """Open a run folder written by ``domain`` (e.g. for evaluate, predict, explain).
+
+        Raises:
+            InputError: If the path is missing, a file, not a contrasuite run, or a run of
+                another domain (or command, when given).
+        """
+        folder = Path(path)
+        where = f"{option} {folder}"
+        if not folder.exists():
+            raise InputError(f"{where}: expected a run folder, but it does not exist.")
+        if not folder.is_dir():
+            raise InputError(f"{where}: expected a run folder, but it is a file.")
+        marker_path = folder / MARKER
+        if not marker_path.is_file():
+            raise InputError(
+                f"{where}: expected a {domain} run folder, but it holds no {MARKER} "
+                "(it was not written by a contrasuite train command)."
+            )
+        marker = cls._read_marker(marker_path, where)
+        if marker.get("domain") != domain or (command and marker.get("command") != command):
+            raise InputError(
+                f"{where} holds a {marker.get('domain')} {marker.get('command')} run, "
+                f"expected a {domain} {command or ''} run.".replace("  ", " ")
+            )
+        return cls(folder, marker, resumed=True)
+
+    @staticmethod
+    def _read_marker(path: Path, where: str) -> dict[str, Any]:
+        try:
+            marker = read_json(path)
+        except InputError:
+            marker = None
+        if not isinstance(marker, dict) or marker.get("format") != RUN_FORMAT:
+            raise InputError(
+                f"{where}: {path.name} is corrupt or of another format (expected format "
+                f"{RUN_FORMAT}); use another folder."
+            )
+        return marker
+
+    def create(self) -> RunFolder:
+        """Make the folder and write the marker and ``config.yaml`` (idempotent).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            InputError: If the folder cannot be created or written.
+        """
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._write_marker()
+            atomic_write_text(self.path / "config.yaml", dump_yaml(self.config))
+        except PermissionError as err:
+            raise InputError(
+                f"{self.path}: cannot write the run folder ({err.strerror})."
+            ) from None
+        return self
+
+    def _write_marker(self) -> None:
+        write_json(self.path / MARKER, self._marker)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def domain(self) -> str:
+        """The owning domain."""
+        return str(self._marker["domain"])
+
+    @property
+    def command(self) -> str:
+        """The command that made the run."""
+        return str(self._marker["command"])
+
+    @property
+    def run_id(self) -> str:
+        """The run's unique id."""
+        return str(self._marker["run_id"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The run's config as plain data."""
+        return dict(self._marker.get("config", {}))
+
+    @property
+    def data(self) -> str | None:
+        """The fingerprint of the run's input data, if recorded."""
+        value = self._marker.get("data")
+        return None if value is None else str(value)
+
+    # ------------------------------------------------------------------ stages
+
+    def stage_dir(self, name: str) -> Path:
+        """The folder of stage ``name`` (``RUN/<name>``), e.g. a Trainer's ``run_dir``."""
+        return self.path / name
+
+    def is_finished(self, name: str) -> bool:
+        """Whether stage ``name`` has been marked finished."""
+        return bool(self._marker.get("stages", {}).get(name, {}).get("finished"))
+
+    def stage_info(self, name: str) -> dict[str, Any]:
+        """What :meth:`mark_finished` recorded for stage ``name`` (empty if unfinished)."""
+        return dict(self._marker.get("stages", {}).get(name, {}))
+
+    def mark_finished(self, name: str, **info: Any) -> None:
+        """Record that stage ``name`` finished (atomically), with optional plain ``info``."""
+        self._marker.setdefault("stages", {})[name] = {"finished": True, **jsonable(info)}
+        self._write_marker()
+
+    def check_data(self, data: str, what: str = "the data") -> None:
+        """Refuse ``data`` (a fingerprint) if it is not the run's input data.
+
+        Raises:
+            InputError: If the run recorded another fingerprint.
+        """
+        if self.data is not None and data != self.data:
+            raise InputError(
+                f"{what} is not the data the run in {self.path} was trained on "
+                f"(fingerprint {data}, the run's {self.data})."
+            )
+
+    # ------------------------------------------------------------------ files
+
+    @contextlib.contextmanager
+    def logging(self, *names: str) -> Iterator[None]:
+        """Copy the INFO records of the loggers ``names`` to ``RUN/log.txt`` in the block."""
+        with log_to_file(self.path / "log.txt", names or ("shared",)):
+            yield
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write ``RUN/<name>`` as JSON, atomically; returns the path."""
+        write_json(self.path / name, obj)
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write ``RUN/<name>``, atomically; returns the path."""
+        atomic_write_text(self.path / name, text)
+        return self.path / name
+
+    def save_weights(self, state_dict: Mapping[str, Tensor], name: str = "weights.pt") -> Path:
+        """Write a state_dict stamped with this run's id to ``RUN/<name>``, atomically."""
+        path = self.path / name
+        atomic_torch_save(stamp_run_id(state_dict, self.run_id), path)
+        return path
+
+    def load_weights(
+        self, module: nn.Module, name: str = "weights.pt", *, strict: bool = True
+    ) -> nn.Module:
+        """Load ``RUN/<name>`` into ``module`` after checking it belongs to this run.
+
+        Raises:
+            InputError: If the file is missing or corrupt, was written by another run, or does
+                not fit ``module``.
+        """
+        from shared.training.checkpoint import load_weights
+
+        return load_weights(self.path / name, module, strict=strict, run_id=self.run_id)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r}, {self.domain} {self.command}, id={self.run_id})"

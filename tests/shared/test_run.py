@@ -1,0 +1,143 @@
+"""RunFolder: ownership, config and data checks before any write, stages, stamped weights."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from shared.errors import InputError
+from shared.training.run import (
+    MARKER,
+    RunFolder,
+    data_fingerprint,
+    describe_diff,
+    run_id_of,
+    stamp_run_id,
+)
+
+
+def _prepare(path, **kw):
+    args = {"domain": "toy", "command": "train", "config": {"lr": 0.1, "trainer": {"seed": 1}}}
+    args.update(kw)
+    return RunFolder.prepare(path, **args)
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_prepare_writes_nothing_and_create_writes_marker_and_config(tmp_path):
+    out = tmp_path / "a" / "run"
+    run = _prepare(out)
+    assert not out.exists() and not run.resumed
+    run.create()
+    marker = json.loads((out / MARKER).read_text())
+    assert (marker["domain"], marker["command"]) == ("toy", "train")
+    assert "lr: 0.1" in (out / "config.yaml").read_text()
+    again = _prepare(out)
+    assert again.resumed and again.run_id == run.run_id
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"config.yaml": "thesis draft"}, "not empty and holds no contrasuite run"),
+        ({"notes.txt": "x"}, "not empty and holds no contrasuite run"),
+    ],
+)
+def test_foreign_folder_is_refused_untouched(tmp_path, content, message):
+    for name, text in content.items():
+        (tmp_path / name).write_text(text)
+    before = _snapshot(tmp_path)
+    with pytest.raises(InputError, match=message):
+        _prepare(tmp_path)
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_file_is_refused(tmp_path):
+    path = tmp_path / "f"
+    path.write_text("x")
+    with pytest.raises(InputError, match="expected a folder for the run, but it is a file"):
+        _prepare(path)
+
+
+def test_other_domain_command_config_and_data_are_refused(tmp_path):
+    run = _prepare(tmp_path / "r", data="aaa").create()
+    before = _snapshot(run.path)
+    with pytest.raises(InputError, match="holds a toy train run, not a other train run"):
+        _prepare(run.path, domain="other")
+    with pytest.raises(InputError, match="not a toy evaluate run"):
+        _prepare(run.path, command="evaluate")
+    with pytest.raises(InputError, match=r"another config: lr \(0.1 -> 0.2\); use another --out"):
+        _prepare(run.path, config={"lr": 0.2, "trainer": {"seed": 1}})
+    with pytest.raises(InputError, match="other input data"):
+        _prepare(run.path, data="bbb")
+    assert _snapshot(run.path) == before
+    # safe keys may change
+    safe = {"lr": 0.1, "trainer": {"seed": 1, "device": "cpu", "threads": 2}}
+    assert _prepare(run.path, config=safe, data="aaa").resumed
+
+
+def test_describe_diff_is_short_and_one_line():
+    old = {f"k{i}": i for i in range(10)}
+    new = {f"k{i}": i + 1 for i in range(10)}
+    text = describe_diff(old, new)
+    assert text.endswith("and 7 more") and "\n" not in text and text.count("->") == 3
+
+
+def test_open_existing_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        RunFolder.open_existing(tmp_path / "none", domain="toy")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="it is a file"):
+        RunFolder.open_existing(tmp_path / "file", domain="toy")
+    with pytest.raises(InputError, match="holds no"):
+        RunFolder.open_existing(tmp_path, domain="toy")
+    run = _prepare(tmp_path / "r").create()
+    with pytest.raises(InputError, match="expected a ecg run"):
+        RunFolder.open_existing(run.path, domain="ecg")
+    assert RunFolder.open_existing(run.path, domain="toy").run_id == run.run_id
+
+
+def test_stages_survive_reopening(tmp_path):
+    run = _prepare(tmp_path / "r").create()
+    assert not run.is_finished("stage1")
+    run.mark_finished("stage1", mean=[0.5, 1.0])
+    reopened = RunFolder.open_existing(run.path, domain="toy")
+    assert reopened.is_finished("stage1") and reopened.stage_info("stage1")["mean"] == [0.5, 1.0]
+
+
+def test_weights_carry_the_run_id_and_swaps_are_refused(tmp_path):
+    torch.manual_seed(0)
+    a = _prepare(tmp_path / "a").create()
+    b = _prepare(tmp_path / "b").create()
+    a.save_weights(nn.Linear(3, 2).state_dict())
+    b.save_weights(nn.Linear(3, 2).state_dict())
+    plain = torch.load(a.path / "weights.pt", weights_only=True)
+    nn.Linear(3, 2).load_state_dict(plain)  # still a plain state_dict
+    assert run_id_of(plain) == a.run_id
+    a.load_weights(nn.Linear(3, 2))
+    (a.path / "weights.pt").write_bytes((b.path / "weights.pt").read_bytes())
+    with pytest.raises(InputError, match="written by another run"):
+        a.load_weights(nn.Linear(3, 2))
+
+
+def test_stamp_keeps_tensors():
+    sd = nn.Linear(2, 2).state_dict()
+    stamped = stamp_run_id(sd, "x")
+    assert all(torch.equal(sd[k], stamped[k]) for k in sd)
+
+
+def test_data_fingerprint(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a.txt").write_text("1")
+    first = data_fingerprint(tmp_path / "d")
+    (tmp_path / "d" / "a.txt").write_text("2")
+    assert data_fingerprint(tmp_path / "d") != first
+    assert data_fingerprint(np.ones(3)) == data_fingerprint(torch.ones(3, dtype=torch.float64))
+    with pytest.raises(InputError, match="does not exist"):
+        data_fingerprint(tmp_path / "missing")
