@@ -56,7 +56,7 @@ def config_key_help(cls: type, width: int = 92) -> str:
 
     Examples:
         >>> from shared.training import TrainerConfig
-        >>> print(config_key_help(TrainerConfig).splitlines()[1][:40])
+        >>> print(config_key_help(TrainerConfig).splitlines()[1][:38])
           epochs, lr, optimizer, weight_decay,
     """
     from shared.config import config_keys

@@ -33,13 +33,15 @@ def _snapshot(folder):
 def test_prepare_writes_nothing_and_create_writes_marker_and_config(tmp_path):
     out = tmp_path / "a" / "run"
     run = _prepare(out)
-    assert not out.exists() and not run.resumed
+    assert not out.exists()
+    assert not run.resumed
     run.create()
     marker = json.loads((out / MARKER).read_text())
     assert (marker["domain"], marker["command"]) == ("toy", "train")
     assert "lr: 0.1" in (out / "config.yaml").read_text()
     again = _prepare(out)
-    assert again.resumed and again.run_id == run.run_id
+    assert again.resumed
+    assert again.run_id == run.run_id
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,9 @@ def test_describe_diff_is_short_and_one_line():
     old = {f"k{i}": i for i in range(10)}
     new = {f"k{i}": i + 1 for i in range(10)}
     text = describe_diff(old, new)
-    assert text.endswith("and 7 more") and "\n" not in text and text.count("->") == 3
+    assert text.endswith("and 7 more")
+    assert "\n" not in text
+    assert text.count("->") == 3
 
 
 def test_open_existing_errors(tmp_path):
@@ -108,7 +112,8 @@ def test_stages_survive_reopening(tmp_path):
     assert not run.is_finished("stage1")
     run.mark_finished("stage1", mean=[0.5, 1.0])
     reopened = RunFolder.open_existing(run.path, domain="toy")
-    assert reopened.is_finished("stage1") and reopened.stage_info("stage1")["mean"] == [0.5, 1.0]
+    assert reopened.is_finished("stage1")
+    assert reopened.stage_info("stage1")["mean"] == [0.5, 1.0]
 
 
 def test_weights_carry_the_run_id_and_swaps_are_refused(tmp_path):

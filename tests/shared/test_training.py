@@ -361,7 +361,8 @@ def test_finished_run_reports_metrics_without_training(tmp_path):
 def test_resume_with_another_config_is_input_error(tmp_path):
     train, _ = loaders()
     Trainer(config(epochs=1), tmp_path / "run").fit(Classifier(), train)
-    with pytest.raises(InputError, match=r"another config: trainer.lr \(0.05 -> 0.01\); use another --out"):
+    match = r"another config: trainer.lr \(0.05 -> 0.01\); use another --out"
+    with pytest.raises(InputError, match=match):
         Trainer(config(epochs=1, lr=0.01), tmp_path / "run").fit(Classifier(), train)
     # display-only settings may change
     Trainer(config(epochs=1, progress=True, log_every=0), tmp_path / "run").fit(Classifier(), train)
