@@ -6,7 +6,7 @@
   (``add_common_options``, ``resolve_config``, ``register_command``).
 * :mod:`pipelines.demo`: ``contrasuite demo`` and its registry of demo steps.
 * :mod:`pipelines.showcase`: the contrastive core on 8x8 digits (SimCLR vs SupCon).
-* :mod:`pipelines.config_io`, :mod:`pipelines.report`: YAML files and HTML reports.
+* :mod:`pipelines.config_io`, :mod:`shared.report`: YAML files and HTML reports.
 
 Command modules stay light (argparse only) so that ``contrasuite --help`` is fast; each handler
 imports its pipeline when it runs. Only this package configures logging handlers.

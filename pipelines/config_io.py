@@ -1,4 +1,4 @@
-"""Reading YAML config files and writing text files atomically.
+"""Reading YAML config files (atomic writes are :mod:`shared.io`'s).
 
 Only ``pipelines`` touches files named by the user; ``shared.config`` turns the mappings read
 here into frozen dataclasses.
@@ -7,7 +7,6 @@ here into frozen dataclasses.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -70,31 +69,3 @@ def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"Config file {str(p)!r} has non-string keys {bad!r}; expected setting names."
         )
     return dict(data)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``.
-
-    A reader never sees a half-written file, and a crash leaves the old file intact.
-
-    Args:
-        path: The destination; its parent folder is created if needed.
-        text: The content, written as UTF-8.
-
-    Returns:
-        The destination path.
-    """
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return dest

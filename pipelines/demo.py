@@ -33,11 +33,11 @@ from pipelines.common import (
     parse_names,
     register_command,
 )
-from pipelines.config_io import atomic_write_text
 from pipelines.registry import Registry
-from pipelines.report import esc, html_link, html_page, html_table
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
+from shared.io import atomic_write_text
+from shared.report import esc, html_link, html_page, html_table
 
 logger = logging.getLogger(__name__)
 

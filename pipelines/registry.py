@@ -19,31 +19,18 @@ Examples:
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Generic, TypeVar
 
 from shared.errors import InputError
+from shared.validation import closest
 
 T = TypeVar("T")
 
 
-def closest_match(name: str, options: Iterable[str]) -> str | None:
-    """Return the option closest to ``name`` (difflib ratio >= 0.5), or ``None``.
-
-    Args:
-        name: What the user typed.
-        options: The valid names.
-
-    Returns:
-        The closest valid name, or ``None`` when nothing is close.
-
-    Examples:
-        >>> closest_match("trainer.epoch", ["trainer.epochs", "trainer.lr"])
-        'trainer.epochs'
-    """
-    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return matches[0] if matches else None
+#: The option closest to a name (case-insensitive first), or ``None``; one implementation
+#: for the config layer and the command line.
+closest_match = closest
 
 
 def did_you_mean(name: str, options: Iterable[str]) -> str:

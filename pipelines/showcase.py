@@ -45,11 +45,11 @@ from pipelines._digits import (
     load_digits_split,
     resize,
 )
-from pipelines.report import figure_to_data_uri, html_img, html_link, html_page, html_table
 from shared.config import ConfigError, dump_yaml, to_dict
 from shared.heads import ProjectionHead
 from shared.io import atomic_write_bytes, atomic_write_text, write_json
 from shared.losses import alignment, uniformity
+from shared.report import figure_to_data_uri, html_img, html_link, html_page, html_table
 from shared.runtime import log_to_file, torch_threads
 from shared.training import Trainer, TrainerConfig
 

@@ -105,10 +105,11 @@ def atomic_write_bytes(path: PathLike, data: bytes) -> None:
         handle.write(data)
 
 
-def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> None:
-    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`)."""
+def atomic_write_text(path: PathLike, text: str, encoding: str = "utf-8") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`atomic_open`); returns the path."""
     with atomic_open(path, "w", encoding=encoding) as handle:
         handle.write(text)
+    return Path(path)
 
 
 def atomic_torch_save(obj: Any, path: PathLike) -> None:

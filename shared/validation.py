@@ -99,9 +99,23 @@ def check_positive(value: float, name: str) -> None:
 
 
 def closest(name: str, options: Iterable[str]) -> str | None:
-    """Return the option closest to ``name``, or ``None`` when nothing is close."""
-    matches = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
-    return matches[0] if matches else None
+    """Return the option closest to ``name``, or ``None`` when nothing is close.
+
+    An option equal to ``name`` up to case wins; otherwise the closest by difflib's ratio
+    (>= 0.5), compared case-insensitively.
+
+    Examples:
+        >>> closest("sasrec", ["FastSASRec", "SASRec"])
+        'SASRec'
+        >>> closest("trainer.epoch", ["trainer.epochs", "trainer.lr"])
+        'trainer.epochs'
+    """
+    options = list(options)
+    by_lower = {o.lower(): o for o in reversed(options)}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    matches = difflib.get_close_matches(name.lower(), list(by_lower), n=1, cutoff=0.5)
+    return by_lower[matches[0]] if matches else None
 
 
 def look_up_option(value: str, options: Sequence[str], name: str) -> str:

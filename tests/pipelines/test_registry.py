@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from pipelines.common import COMMANDS, register_command
-from pipelines.config_io import atomic_write_text, read_yaml
+from pipelines.config_io import read_yaml
 from pipelines.demo import DEMO_STEPS, register_demo_step
 from pipelines.registry import Registry, closest_match
 from shared.errors import InputError
+from shared.io import atomic_write_text
 
 
 def test_register_and_get_in_order():

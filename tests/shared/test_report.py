@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from pipelines.report import (
+from shared.report import (
     figure_to_data_uri,
     format_value,
     html_img,
