@@ -56,10 +56,16 @@ _EPILOG = """\
 examples:
   contrasuite demo                      # every pipeline end to end -> ./contrasuite-demo/index.html
   contrasuite demo --quick --out /tmp/d # the same in about a minute
-  contrasuite showcase --out runs/core --epochs 50 trainer.lr=1e-3
-  contrasuite showcase --help           # options of one command
+  contrasuite digits train --out runs/digits --methods all --epochs 30
+  contrasuite ecg train --help          # options and config keys of one command
 
-Bad input exits with status 2 and one line on stderr; an internal error exits with 1.
+exit status:
+  0    success
+  1    internal error (a bug): a short message; the traceback with --debug
+  2    bad input (a missing or corrupt file, an unknown option or key, a wrong value, a folder
+       that holds something else): one line on stderr naming the file or option; nothing
+       already written is lost
+  130  interrupted (Ctrl-C): start the same command again to resume
 """
 
 
@@ -172,6 +178,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print_error("interrupted; start the same command again to resume.")
         return 130
+    except (PermissionError, NotADirectoryError, IsADirectoryError, FileExistsError) as err:
+        # A path the user named (or one inside it) cannot be written or read as asked: bad
+        # input, whichever command it reached.
+        if debug_enabled(args):
+            traceback.print_exc()
+        where = f"{err.filename}: " if err.filename else ""
+        print_error(f"{where}{err.strerror or err}; choose another path.")
+        return 2
     except Exception as err:
         if debug_enabled(args):
             traceback.print_exc()

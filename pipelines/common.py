@@ -36,6 +36,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pipelines.config_io import read_yaml
 from pipelines.registry import Registry, closest_match
+from shared.domain import nonnegative_int, positive_int
 from shared.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def add_common_options(
     group.add_argument(
         "--seed",
         metavar="N",
-        type=int,
+        type=nonnegative_int,
         default=None,
         help=f"random seed (default: {DEFAULT_SEED})",
     )
@@ -266,7 +267,7 @@ def add_common_options(
     group.add_argument(
         "--epochs",
         metavar="N",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="number of training epochs (default: the config's)",
     )
@@ -285,16 +286,6 @@ def add_common_options(
             help="override any config setting, e.g. trainer.lr=3e-4 (dotted keys of the "
             "config; an unknown key is an error naming the closest valid one)",
         )
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def cli_overrides(

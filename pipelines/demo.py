@@ -34,7 +34,7 @@ from pipelines.common import (
     register_command,
 )
 from pipelines.registry import Registry
-from shared.domain import DemoContext, DemoResult
+from shared.domain import DemoContext, DemoResult, nonnegative_int
 from shared.errors import InputError
 from shared.io import atomic_write_text
 from shared.report import esc, html_link, html_page, html_table
@@ -338,7 +338,7 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed",
         metavar="N",
-        type=int,
+        type=nonnegative_int,
         default=DEFAULT_SEED,
         help=f"random seed (default: {DEFAULT_SEED})",
     )

@@ -284,14 +284,21 @@ def _coerce(value: Any, tp: Any, path: str, source: str, text: bool) -> Any:
     if tp is float:
         if isinstance(value, bool):
             raise bad()
+        number: float | None = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value.strip())
+                number = float(value.strip())
             except ValueError:
                 raise bad() from None
-        raise bad()
+        if number is None:
+            raise bad()
+        if not math.isfinite(number):  # no setting of the suite means anything at nan or inf
+            raise ConfigError(
+                f"{source}: expected `{path}` to be a finite number, but got {value!r}."
+            )
+        return number
     if tp is str:
         if isinstance(value, str):
             return _unquote(value.strip()) if text else value
