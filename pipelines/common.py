@@ -392,7 +392,7 @@ def build_config(cls: type[C], *layers: Mapping[str, Any], source: str = "config
 
 
 def check_device(device: str) -> str:
-    """Check that ``device`` can be used here; ``"auto"`` is always fine.
+    """Check that ``device`` can be used here (see :func:`shared.runtime.resolve_device`).
 
     Args:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
@@ -403,27 +403,10 @@ def check_device(device: str) -> str:
     Raises:
         InputError: If CUDA is asked for but not available, or the name is unknown.
     """
-    if device in ("auto", "cpu"):
-        return device
-    if device == "cuda" or device.startswith("cuda:"):
-        import torch
+    from shared.runtime import resolve_device
 
-        if not torch.cuda.is_available():
-            raise InputError(
-                f"--device {device}: CUDA is not available on this machine "
-                f"(torch {torch.__version__} finds no GPU). Use --device cpu or --device auto."
-            )
-        index = device.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise InputError(
-                f"--device {device}: expected a GPU index below {torch.cuda.device_count()}."
-            )
-        return device
-    hint = closest_match(device, DEVICES)
-    raise InputError(
-        f"Expected the device to be one of auto, cpu, cuda, but got {device!r}."
-        + (f" Did you mean {hint!r}?" if hint else "")
-    )
+    resolve_device(device)
+    return device
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

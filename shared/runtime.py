@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,6 +21,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def resolve_device(name: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"`` as given.
 
+    A bare ``"cuda"`` (or ``"auto"`` on a GPU machine) is the GPU of this process's
+    ``LOCAL_RANK`` under ``torchrun`` (GPU 0 otherwise), made the current device. The one place
+    that turns a ``--device`` or ``trainer.device`` value into a device.
+
     Args:
         name: The ``--device`` value.
 
@@ -27,20 +32,39 @@ def resolve_device(name: str) -> torch.device:
         The device.
 
     Raises:
-        InputError: If CUDA is asked for but not available.
+        InputError: If CUDA is asked for but not available, the GPU index does not exist, or
+            the name is unknown.
 
     Examples:
         >>> resolve_device("cpu")
         device(type='cpu')
     """
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"--device {name}: CUDA is not available here; use cpu or auto.")
-    try:
-        return torch.device(name)
-    except RuntimeError as err:
-        raise InputError(f"--device {name}: expected auto, cpu, cuda or cuda:N.") from err
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    if name not in ("auto", "cuda") and not name.startswith("cuda:"):
+        from shared.validation import closest
+
+        hint = closest(name, ("auto", "cpu", "cuda"))
+        raise InputError(
+            f"--device {name}: expected auto, cpu, cuda or cuda:N."
+            + (f" Did you mean {hint!r}?" if hint else "")
+        )
+    if not torch.cuda.is_available():
+        raise InputError(
+            f"--device {name}: CUDA is not available on this machine (torch "
+            f"{torch.__version__} finds no GPU); use --device cpu or --device auto."
+        )
+    index_text = name.partition(":")[2]
+    if index_text and not index_text.isdigit():
+        raise InputError(f"--device {name}: expected cuda:N with a GPU index N.")
+    index = int(index_text) if index_text else int(os.environ.get("LOCAL_RANK", 0))
+    if index >= torch.cuda.device_count():
+        raise InputError(
+            f"--device {name}: expected a GPU index below {torch.cuda.device_count()}."
+        )
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)
+    return device
 
 
 @contextlib.contextmanager

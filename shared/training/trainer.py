@@ -35,7 +35,7 @@ from shared.config import ConfigError, to_dict
 from shared.distributed import all_reduce_sum_, is_main_process, rank, world_size
 from shared.errors import InputError
 from shared.io import atomic_torch_save, jsonable, write_csv, write_json
-from shared.runtime import torch_threads
+from shared.runtime import resolve_device, torch_threads
 from shared.training.callbacks import Callback, EarlyStopping
 from shared.training.checkpoint import (
     FORMAT_VERSION,
@@ -186,19 +186,6 @@ def _epoch_seed(seed: int, epoch: int, rank_: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, rank_]).generate_state(1)[0])
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError(
-            "Expected a CUDA GPU for `trainer.device=cuda`, but none is available; "
-            "use device=cpu or device=auto."
-        )
-    if name == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    torch.cuda.set_device(device)
-    return device
-
-
 def _build_optimizer(params: list[nn.Parameter], cfg: TrainerConfig) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(
@@ -332,7 +319,7 @@ class Trainer:
 
     def _fit(self, task: Task, train_loader: Any, val_loader: Any | None) -> dict[str, float]:
         cfg = self.config
-        self.device = _resolve_device(cfg.device)
+        self.device = resolve_device(cfg.device)
         if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         task.to(self.device)
