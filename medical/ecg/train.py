@@ -70,7 +70,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -763,10 +763,18 @@ class LinearStageTask(StageTask):
         frozen_eval: See :class:`StageTask`.
         weight_mask: 0.0 where a weight is pruned (held at 0), else 1.0; ``None``: no pruning.
             Shape: like the weight.
+        input_stats: ``(mean, std)`` the layer's input is standardized with (the fusion
+            layer's training-set statistics), or ``None`` for raw input. Shape: (P,) each.
+
+    The weight mask and the input statistics are persistent buffers: they are part of the
+    stage's ``state.pt`` and ``weights.pt``, so that a resumed run (even one killed after this
+    stage finished) gets back everything the layer needs at inference.
     """
 
     l1_mask: Tensor | None
     weight_mask: Tensor | None
+    input_mean: Tensor | None
+    input_std: Tensor | None
 
     def __init__(
         self,
@@ -779,13 +787,17 @@ class LinearStageTask(StageTask):
         l1_mask: Tensor | None = None,
         frozen_eval: bool = True,
         weight_mask: Tensor | None = None,
+        input_stats: tuple[Tensor, Tensor] | None = None,
     ) -> None:
         super().__init__(label_index, pos_weight, frozen_eval)
         self.linear = linear
         self.similarities = similarities
         self.l1 = l1
         self.register_buffer("l1_mask", l1_mask, persistent=False)
-        self.register_buffer("weight_mask", weight_mask, persistent=False)
+        self.register_buffer("weight_mask", weight_mask)
+        mean, std = input_stats if input_stats is not None else (None, None)
+        self.register_buffer("input_mean", None if mean is None else mean.clone().float())
+        self.register_buffer("input_std", None if std is None else std.clone().float())
         self.freeze(*frozen)
         set_frozen(linear, False)
 
@@ -795,8 +807,10 @@ class LinearStageTask(StageTask):
         return w if self.weight_mask is None else w * self.weight_mask
 
     def logits(self, inputs: Tensor) -> Tensor:
-        """The layer applied to (precomputed or computed) similarities."""
+        """The layer applied to (precomputed or computed, then standardized) similarities."""
         sims = inputs if inputs.ndim == 2 else self.similarities(inputs)
+        if self.input_mean is not None and self.input_std is not None:
+            sims = (sims - self.input_mean) / self.input_std
         return F.linear(sims, self.weight(), self.linear.bias)
 
     @torch.no_grad()
@@ -843,14 +857,28 @@ class _BranchSims(nn.Module):
 
 
 class _FusionSims(nn.Module):
-    def __init__(self, model: ProtoECGNet, standardize: bool = True) -> None:
+    """Raw concatenated similarities of every branch (the fusion task standardizes them)."""
+
+    def __init__(self, model: ProtoECGNet) -> None:
         super().__init__()
         self.model = model
-        self.standardize = standardize
 
     def forward(self, x: Tensor) -> Tensor:
-        sims = torch.cat([b(x).similarities for b in self.model.branches.values()], dim=1)
-        return self.model.fusion_input(sims) if self.standardize else sims
+        return torch.cat([b(x).similarities for b in self.model.branches.values()], dim=1)
+
+
+def fusion_statistics(raw: Tensor) -> tuple[Tensor, Tensor]:
+    """Training-set mean and std of every similarity, the fusion layer's standardization.
+
+    Args:
+        raw: Raw similarities of the training ECGs. Shape: (N, P).
+
+    Returns:
+        ``(mean, std)``, std clamped at 1e-4 (a prototype every ECG matches equally). Shape:
+        (P,) each, float32.
+    """
+    raw = raw.double()
+    return raw.mean(dim=0).float(), raw.std(dim=0).clamp_min(1e-4).float()
 
 
 # ----------------------------------------------------------------------------- the run
@@ -897,12 +925,27 @@ class _Run:
     def fit(
         self,
         stage: str,
-        task: StageTask,
+        make_task: Callable[[], StageTask],
         epochs: int,
         train_loader: Any,
         val_loader: Any,
         lr: float | None = None,
-    ) -> dict[str, float]:
+    ) -> StageTask:
+        """Run (or resume, or reload) one Trainer stage in ``RUN/<stage>``.
+
+        Args:
+            stage: The stage's name and sub-folder.
+            make_task: Builds the task, after every RNG is reseeded for this stage.
+            epochs: Epochs of the stage.
+            train_loader: Its training batches (empty when the stage has finished).
+            val_loader: Its validation batches.
+            lr: Learning rate (``None``: ``trainer.lr``).
+
+        Returns:
+            The task, holding the weights the stage selected.
+        """
+        self.seed(stage)
+        task = make_task()
         run_dir = self.out / stage
         trainer = Trainer(
             self.trainer_config(epochs, lr),
@@ -930,7 +973,8 @@ class _Run:
             metrics.get("epochs"),
             seconds,
         )
-        return metrics
+        self.boundary(stage)
+        return task
 
     def loaders(self, label_index: Tensor | None) -> tuple[DataLoader[Any], DataLoader[Any]]:
         bs = self.cfg.data.batch_size
@@ -961,13 +1005,21 @@ class _Run:
         state = safe_load(path)
         return isinstance(state, dict) and bool(state.get("finished"))
 
-    def linear_loaders(self, module: nn.Module, label_index: Tensor, stage: str) -> tuple[Any, Any]:
-        if self.finished(stage):  # the Trainer only reloads it: no need for the similarities
-            return [], []
+    def linear_loaders(
+        self, module: nn.Module, label_index: Tensor, train_ds: TensorDataset | None = None
+    ) -> tuple[Any, Any]:
+        """Loaders of a linear stage: precomputed similarities with ``frozen_eval``, else ECGs.
+
+        Args:
+            module: Maps ECGs to the similarities the layer reads.
+            label_index: The layer's classes (for the official validation sampler).
+            train_ds: The training similarities when already computed.
+        """
         if not self.cfg.stages.frozen_eval:
             return self.loaders(label_index)
         bs = self.cfg.data.batch_size
-        train_ds = self.precompute(module, self.train_rows)
+        if train_ds is None:
+            train_ds = self.precompute(module, self.train_rows)
         val_ds = self.precompute(module, self.val_rows)
         if self.cfg.data.val_sampling == "official":
             y = val_ds.tensors[1][:, label_index]
@@ -984,6 +1036,25 @@ class _Run:
                 )
         return DataLoader(train_ds, batch_size=bs, shuffle=True), DataLoader(val_ds, batch_size=bs)
 
+    def seed(self, stage: str) -> None:
+        """Reseed every RNG from ``(trainer.seed, stage)`` before a stage builds its task.
+
+        A new task's layers (the feature stage's head) are initialised from the global RNG;
+        seeding per stage makes them independent of which earlier stages ran in this process,
+        so a resumed run builds the same tasks as an uninterrupted one.
+        """
+        seed_everything(
+            int(
+                np.random.SeedSequence([self.cfg.trainer.seed, *stage.encode()]).generate_state(1)[
+                    0
+                ]
+            )
+        )
+
+    def boundary(self, stage: str) -> None:
+        """Called after each stage is complete and saved (the points a kill may fall between)."""
+        logger.debug("stage %s complete", stage)
+
     # -------------------------------------------------------------- stages
 
     def run_branch(
@@ -996,47 +1067,65 @@ class _Run:
         if self.epochs(st.feature_epochs) > 0:
             self.fit(
                 f"{name}/feature",
-                FeatureTask(branch, label_index, pos_weight, st.frozen_eval),
+                lambda: FeatureTask(branch, label_index, pos_weight, st.frozen_eval),
                 self.epochs(st.feature_epochs),
                 train_loader,
                 val_loader,
             )
         cooc = jaccard_matrix(self.train_labels[:, label_index])
         if self.epochs(st.joint_epochs) > 0:
-            task = JointTask(
-                branch, label_index, pos_weight, cooc, cfg.loss, frozen_eval=st.frozen_eval
+            self.fit(
+                f"{name}/joint",
+                lambda: JointTask(
+                    branch, label_index, pos_weight, cooc, cfg.loss, frozen_eval=st.frozen_eval
+                ),
+                self.epochs(st.joint_epochs),
+                train_loader,
+                val_loader,
             )
-            self.fit(f"{name}/joint", task, self.epochs(st.joint_epochs), train_loader, val_loader)
         if st.prototype_epochs > 0:
-            task = JointTask(
-                branch,
-                label_index,
-                pos_weight,
-                cooc,
-                cfg.loss,
-                prototypes_only=True,
-                frozen_eval=st.frozen_eval,
+            self.fit(
+                f"{name}/prototypes",
+                lambda: JointTask(
+                    branch,
+                    label_index,
+                    pos_weight,
+                    cooc,
+                    cfg.loss,
+                    prototypes_only=True,
+                    frozen_eval=st.frozen_eval,
+                ),
+                st.prototype_epochs,
+                train_loader,
+                val_loader,
             )
-            self.fit(f"{name}/prototypes", task, st.prototype_epochs, train_loader, val_loader)
         records: list[dict[str, Any]] = []
         if st.project:
             records = self.project(name, branch, label_index)
+            self.boundary(f"{name}/projection")
         if st.classifier_epochs > 0:
-            mask = 1 - branch.prototype_class_identity.T
             sims = _BranchSims(branch)
-            task_c = LinearStageTask(
-                branch.classifier,
-                nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
-                [branch.backbone, branch.add_on],
-                label_index,
-                pos_weight,
-                cfg.loss.l1,
-                mask,
-                st.frozen_eval,
-            )
             branch.prototype_vectors.requires_grad_(False)
-            tl, vl = self.linear_loaders(sims, label_index, f"{name}/classifier")
-            self.fit(f"{name}/classifier", task_c, st.classifier_epochs, tl, vl, st.fusion_lr)
+            stage = f"{name}/classifier"
+            # A finished stage is only reloaded by the Trainer: no similarities needed.
+            tl, vl = ([], []) if self.finished(stage) else self.linear_loaders(sims, label_index)
+            self.fit(
+                stage,
+                lambda: LinearStageTask(
+                    branch.classifier,
+                    nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
+                    [branch.backbone, branch.add_on],
+                    label_index,
+                    pos_weight,
+                    cfg.loss.l1,
+                    1 - branch.prototype_class_identity.T,
+                    st.frozen_eval,
+                ),
+                st.classifier_epochs,
+                tl,
+                vl,
+                st.fusion_lr,
+            )
         return records
 
     def project(
@@ -1081,6 +1170,12 @@ class _Run:
     def run_fusion(
         self, model: ProtoECGNet, label_index: Tensor, provenance: Sequence[Mapping[str, Any]]
     ) -> None:
+        """The fusion stage; afterwards ``model`` holds its layer and input statistics.
+
+        The standardization statistics are computed from the training similarities when the
+        stage starts and kept in the stage's task state (its ``state.pt`` and ``weights.pt``);
+        a resumed run, even one whose fusion stage had finished, takes them back from there.
+        """
         st = self.cfg.stages
         if self.epochs(st.fusion_epochs) == 0:
             return
@@ -1088,24 +1183,46 @@ class _Run:
         sims = _FusionSims(model)
         for branch in model.branches.values():
             set_frozen(branch, True)
-        if st.fusion_input == "standardized" and not self.finished("fusion"):
-            raw = self.precompute(_FusionSims(model, standardize=False), self.train_rows).tensors[0]
-            model.fusion_mean.copy_(raw.mean(dim=0))
-            model.fusion_std.copy_(raw.std(dim=0).clamp_min(1e-4))
-        task = LinearStageTask(
-            model.fusion,
-            nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
-            list(model.branches.values()),
-            label_index,
-            pos_weight,
-            self.cfg.loss.l1,
-            None,
-            st.frozen_eval,
-            weight_mask=self.prune_mask(model, provenance) if st.prune_absent else None,
+        finished = self.finished("fusion")
+        standardize = st.fusion_input == "standardized"
+        loaders: tuple[Any, Any] = ([], [])
+        stats = None
+        if not finished:
+            # The task's initial state only: a resumed unfinished stage reloads the same values.
+            train_ds = self.precompute(sims, self.train_rows)
+            if standardize:
+                stats = fusion_statistics(train_ds.tensors[0])
+            loaders = self.linear_loaders(sims, label_index, train_ds)
+        elif standardize:  # placeholders of the right shape, overwritten by the stage's state
+            stats = (torch.zeros_like(model.fusion_mean), torch.ones_like(model.fusion_std))
+        mask = self.prune_mask(model, provenance) if st.prune_absent else None
+        task = self.fit(
+            "fusion",
+            lambda: LinearStageTask(
+                model.fusion,
+                nn.Identity() if st.frozen_eval else sims,  # precomputed similarities
+                list(model.branches.values()),
+                label_index,
+                pos_weight,
+                self.cfg.loss.l1,
+                None,
+                st.frozen_eval,
+                weight_mask=mask,
+                input_stats=stats,
+            ),
+            self.epochs(st.fusion_epochs),
+            *loaders,
+            st.fusion_lr,
         )
-        tl, vl = self.linear_loaders(sims, label_index, "fusion")
-        self.fit("fusion", task, self.epochs(st.fusion_epochs), tl, vl, st.fusion_lr)
+        assert isinstance(task, LinearStageTask)
         task.bake_mask()
+        with torch.no_grad():
+            if task.input_mean is not None and task.input_std is not None:
+                model.fusion_mean.copy_(task.input_mean)
+                model.fusion_std.copy_(task.input_std)
+            else:
+                model.fusion_mean.zero_()
+                model.fusion_std.fill_(1.0)
 
     def prune_mask(
         self, model: ProtoECGNet, provenance: Sequence[Mapping[str, Any]]
@@ -1127,9 +1244,15 @@ class _Run:
         return mask
 
     def run_baseline(self, net: ResNet1DClassifier, label_index: Tensor) -> None:
-        task = SupervisedTask(net, label_index, self.pos_weight(label_index))
+        pos_weight = self.pos_weight(label_index)
         train_loader, val_loader = self.loaders(None)
-        self.fit("baseline", task, self.cfg.trainer.epochs, train_loader, val_loader)
+        self.fit(
+            "baseline",
+            lambda: SupervisedTask(net, label_index, pos_weight),
+            self.cfg.trainer.epochs,
+            train_loader,
+            val_loader,
+        )
 
 
 def _check_run_folder(out: Path, cfg: ECGConfig) -> dict[str, Any] | None:
@@ -1236,11 +1359,13 @@ def train(
         if provenance:
             write_json(out / "prototypes.json", provenance)
         write_csv(out / "history.csv", run.history)
+        run.boundary("weights")
         metrics = evaluate_model(model, cfg, data, out)
         metrics["train_seconds"] = train_seconds
         metrics["stages"] = run.stage_metrics
         metrics["params"] = int(sum(p.numel() for p in model.parameters()))
         write_json(out / "metrics.json", metrics)
+        run.boundary("metrics")
         _save_state(
             out,
             cfg,
@@ -1440,7 +1565,41 @@ def load_run(run: str | Path) -> LoadedRun:
         cfg, label_index, len(label_names), int(state["signal_length"]), int(state["leads"])
     )
     load_weights(path / "weights.pt", model)
+    if isinstance(model, ProtoECGNet):
+        _check_fusion_statistics(path, cfg, model)
     model.eval()
     prototypes = read_json(path / "prototypes.json") if (path / "prototypes.json").exists() else []
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
     return LoadedRun(path, cfg, model, label_names, label_index, prototypes, metrics)
+
+
+def _check_fusion_statistics(path: Path, cfg: ECGConfig, model: ProtoECGNet) -> None:
+    """Check that ``model``'s fusion standardization is the one its fusion stage computed.
+
+    Raises:
+        InputError: If the fusion stage's statistics are missing, or ``weights.pt`` holds
+            other statistics (weights or a stage folder copied from another run).
+    """
+    st = cfg.stages
+    epochs = cfg.trainer.epochs if st.fusion_epochs is None else st.fusion_epochs
+    if st.fusion_input != "standardized" or epochs == 0:
+        return
+    stage = path / "fusion" / "weights.pt"
+    saved = safe_load(stage) if stage.exists() else None
+    if not isinstance(saved, Mapping) or not {"input_mean", "input_std"} <= set(saved):
+        raise InputError(
+            f"Expected the fusion layer's standardization statistics in {stage}, but they are "
+            f"missing; train the run again (same command, another --out) to recompute them."
+        )
+    mean, std = saved["input_mean"], saved["input_std"]
+    if (
+        not isinstance(mean, Tensor)
+        or not isinstance(std, Tensor)
+        or mean.shape != model.fusion_mean.shape
+        or not torch.equal(mean.float(), model.fusion_mean)
+        or not torch.equal(std.float(), model.fusion_std)
+    ):
+        raise InputError(
+            f"The fusion standardization statistics in {path / 'weights.pt'} are not those of "
+            f"the run's fusion stage ({stage}): the weights or the stage come from another run."
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from medical.ecg.train import (
     ECGConfig,
     SupervisedTask,
     _loader,
+    _Run,
     evaluate_model,
     load_data,
     load_run,
@@ -183,26 +185,89 @@ def test_other_config_in_the_same_folder_is_refused(trained, synth_dir):
         train(_cfg(synth_dir, "model.ppc_rhythm=3"), trained["run"], progress=False)
 
 
-def test_killed_run_resumes_to_the_same_result(trained, synth_dir, tmp_path, monkeypatch):
+# Small enough to train 11 times: two branches of both kinds (1D, 2D partial), the optional
+# classifier stage, and a fusion stage of two epochs to kill inside.
+RESUME = ["model.width=4", "trainer.epochs=1", "model.branches=rhythm,morphology",
+          "stages.classifier_epochs=1", "stages.fusion_epochs=2"]  # fmt: skip
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "weights.pt", weights_only=True)
+
+
+def test_killed_at_every_stage_boundary_resumes_to_the_same_result(
+    synth_dir, tmp_path, monkeypatch
+):
     monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
-    original = Trainer._run_epoch
-    calls = {"n": 0}
+    cfg = _cfg(synth_dir, *RESUME)
+    boundary = _Run.boundary
+    seen: list[str] = []
+    monkeypatch.setattr(_Run, "boundary", lambda self, stage: seen.append(stage))
+    reference = train(cfg, tmp_path / "reference", progress=False)
+    expected = _weights(tmp_path / "reference")
+    assert seen == [
+        "rhythm/feature", "rhythm/joint", "rhythm/projection", "rhythm/classifier",
+        "morphology/feature", "morphology/joint", "morphology/projection",
+        "morphology/classifier", "fusion", "weights", "metrics",
+    ]  # fmt: skip
+    assert not torch.equal(expected["fusion_std"], torch.ones_like(expected["fusion_std"]))
+    # One run, killed at every boundary in turn (and once inside the fusion stage's second
+    # epoch), each time started again: every resume reloads all the stages before the kill.
+    run_epoch = Trainer._run_epoch
+    fusion_epochs = {"n": 0}
 
-    def killed_after_20_epochs(self, *args, **kwargs):
-        if calls["n"] == 20:  # inside the morphology joint stage (6 + 6 + 6 + 2)
+    def killed_in_the_fusion_stage(self, *args, **kwargs):
+        fusion_epochs["n"] += self.run_dir.name == "fusion"
+        if fusion_epochs["n"] == 2:
             raise KeyboardInterrupt
-        calls["n"] += 1
-        return original(self, *args, **kwargs)
+        return run_epoch(self, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "_run_epoch", killed_after_20_epochs)
-    with pytest.raises(KeyboardInterrupt):
-        train(trained["cfg"], tmp_path / "run", progress=False)
-    assert not (tmp_path / "run" / "metrics.json").exists()
-    assert (tmp_path / "run" / "morphology" / "joint" / "state.pt").exists()
-    monkeypatch.setattr(Trainer, "_run_epoch", original)
-    metrics = train(trained["cfg"], tmp_path / "run", progress=False)
-    assert metrics["macro_auc"] == pytest.approx(trained["metrics"]["macro_auc"], abs=1e-9)
-    assert metrics["per_label"] == pytest.approx(trained["metrics"]["per_label"], abs=1e-9)
+    run = tmp_path / "killed"
+    kills = [*seen[: seen.index("fusion")], "inside fusion", *seen[seen.index("fusion") :]]
+    for kill in kills:
+
+        def killed(self, stage, kill=kill):
+            if stage == kill:
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(_Run, "boundary", killed)
+        if kill == "inside fusion":
+            monkeypatch.setattr(Trainer, "_run_epoch", killed_in_the_fusion_stage)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, run, progress=False)
+        assert not torch.load(run / "state.pt", weights_only=True)["finished"], kill
+        if kill == "inside fusion":
+            state = torch.load(run / "fusion" / "state.pt", weights_only=True)
+            assert (state["epoch"], state["finished"]) == (1, False)
+        monkeypatch.setattr(Trainer, "_run_epoch", run_epoch)
+    monkeypatch.setattr(_Run, "boundary", boundary)
+    metrics = train(cfg, run, progress=False)
+    assert metrics["per_label"] == pytest.approx(reference["per_label"], abs=1e-9)
+    got = _weights(run)
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert torch.equal(got[key], value), key
+
+
+def test_fusion_statistics_missing_or_from_another_run_are_refused(
+    trained, synth_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    run = tmp_path / "run"
+    shutil.copytree(trained["run"], run)
+    weights = _weights(run)
+    weights["fusion_mean"] = weights["fusion_mean"] + 0.01  # another run's statistics
+    torch.save(weights, run / "weights.pt")
+    with pytest.raises(InputError, match="another run"):
+        load_run(run)
+    stage = torch.load(run / "fusion" / "weights.pt", weights_only=True)
+    del stage["input_mean"]
+    torch.save(stage, run / "fusion" / "weights.pt")
+    with pytest.raises(InputError, match="missing"):
+        load_run(run)
+    (run / "fusion" / "weights.pt").unlink()
+    with pytest.raises(InputError, match="missing"):
+        load_run(run)
 
 
 def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
