@@ -45,7 +45,9 @@ COMMAND_MODULES = (
 #: The domains, each a light module defining ``DOMAIN`` (a :class:`shared.domain.DomainSpec`),
 #: in the order of `contrasuite --help` and of the demo's steps (after the modules above).
 #: Adding a domain is one line here (see pipelines/domain.py and the README).
-DOMAINS: tuple[str, ...] = ()
+DOMAINS: tuple[str, ...] = (
+    "medical.sepclr.domain",
+)
 
 for _module in COMMAND_MODULES:
     importlib.import_module(_module)

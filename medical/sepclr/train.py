@@ -1,0 +1,242 @@
+"""Train and evaluate one method on one data set, in a shared run folder.
+
+Deviations from the official code (neurospin-projects/2024_rlouiset_sep_clr), each with the
+setting that restores it:
+
+| here | official code | restore with |
+|---|---|---|
+| unif t = 1, align = squared distance (code) | paper: Wang & Isola t = 2 | ``loss.form=paper`` |
+| group probe on heads, factor probes on reps (the code) | | ``eval.features=rep`` / ``head`` |
+| balanced accuracy for every probe | accuracy on CIFAR-MNIST | (balanced sets: equal) |
+| batched torch augmentations (crop, flips, rotation, brightness/contrast) | kornia | |
+| a small CNN by default (CPU) | ResNet-18 CIFAR stem | ``model.encoder=resnet18 model.width=64`` |
+| 20 epochs, batch 256 (CPU) | 250 / 200 epochs, batch 512 / 256 | ``--epochs``, ``batch_size`` |
+| torch seeded (every epoch from ``trainer.seed``) | torch unseeded | |
+| PneumoniaMNIST (28 x 28 gray) as the medical set | CheXpert 224, ImageNet init | |
+
+Layout of a run: ``RUN/train/`` is the Trainer's folder (``state.pt``, per-epoch
+``history.csv`` with ``train/loss/<term>``); ``RUN/history.csv`` is its copy,
+``RUN/weights.pt`` the final weights (run-id stamped), ``RUN/metrics.json``,
+``RUN/results.md`` and ``RUN/report.html`` the evaluation.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from medical.sepclr.augment import BatchAugment
+from medical.sepclr.baselines import CPCA, ContrastiveVAE
+from medical.sepclr.config import SepCLRConfig, resolve_weights
+from medical.sepclr.data import ContrastiveSet, from_arrays, load_data
+from medical.sepclr.evaluate import Features, chance_levels, extract_features, run_probes
+from medical.sepclr.losses import SepCLRWeights
+from medical.sepclr.model import SepCLRModel, SingleModel
+from medical.sepclr.report import results_markdown, results_page
+from medical.sepclr.synth import GENERATED_FILE, make_generated
+from medical.sepclr.tasks import CVAETask, SepCLRTask, SimCLRTask
+from shared.config import from_dict, to_dict
+from shared.errors import InputError
+from shared.io import atomic_write_bytes
+from shared.runtime import resolve_device, torch_threads
+from shared.training import Trainer, seed_everything
+from shared.training.run import RunFolder, data_fingerprint
+
+__all__ = ["build_model", "evaluate_run", "load_dataset", "train_run"]
+
+logger = logging.getLogger(__name__)
+DOMAIN = "sepclr"
+
+
+def load_dataset(cfg: SepCLRConfig) -> tuple[ContrastiveSet, str]:
+    """The run's data set and its fingerprint.
+
+    Args:
+        cfg: The config (``data.path`` empty: the generated set, made in memory).
+
+    Returns:
+        (data set, fingerprint).
+
+    Raises:
+        InputError: On unreadable or invalid data.
+    """
+    d = cfg.data
+    if not d.path:
+        arrays = make_generated(d.n_per_group, d.size, d.split_seed)
+        ds = from_arrays(arrays, Path(GENERATED_FILE))
+        return ds, data_fingerprint("generated", d.n_per_group, d.size, d.split_seed)
+    ds = load_data(d.path, split=d.split, test_fraction=d.test_fraction, split_seed=d.split_seed)
+    return ds, data_fingerprint(*ds.source)
+
+
+def build_model(cfg: SepCLRConfig, ds: ContrastiveSet) -> nn.Module | CPCA:
+    """The model of ``cfg.method`` for the images of ``ds`` (seeded by ``trainer.seed``)."""
+    seed_everything(cfg.trainer.seed)
+    channels = ds.image_shape[0]
+    if cfg.method == "sepclr":
+        return SepCLRModel(cfg.model, channels)
+    if cfg.method == "simclr":
+        return SingleModel(cfg.model, channels)
+    if cfg.method == "cvae":
+        b = cfg.baseline
+        return ContrastiveVAE(
+            ds.image_shape, cfg.model.common_dim, cfg.model.salient_dim, cfg.model.width,
+            b.cvae_hidden, b.cvae_beta,
+        )  # fmt: skip
+    return CPCA(max(cfg.model.common_dim, cfg.model.salient_dim), cfg.baseline.cpca_alpha)
+
+
+def _task(cfg: SepCLRConfig, model: nn.Module, ds: ContrastiveSet) -> Any:
+    aug = BatchAugment(cfg.augment)
+    if cfg.method == "sepclr":
+        beta_s, beta_reg, lam = resolve_weights(cfg.loss, ds.kind)
+        weights = SepCLRWeights(beta_s, beta_reg, lam)
+        return SepCLRTask(model, aug, weights, cfg.loss.temperature, cfg.loss.form)  # type: ignore[arg-type]
+    if cfg.method == "simclr":
+        return SimCLRTask(model, aug, cfg.loss.simclr_temperature)  # type: ignore[arg-type]
+    return CVAETask(model)  # type: ignore[arg-type]
+
+
+def _flat(x: np.ndarray) -> np.ndarray:
+    return x.reshape(len(x), -1)
+
+
+def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
+    """Train ``cfg.method`` into the run folder ``out`` (resuming), then evaluate it.
+
+    Args:
+        cfg: The resolved config.
+        out: The run folder.
+
+    Returns:
+        The evaluation metrics (what ``RUN/metrics.json`` holds).
+
+    Raises:
+        InputError: On bad data or a run folder that cannot hold this run (nothing written).
+    """
+    ds, fingerprint = load_dataset(cfg)
+    run = RunFolder.prepare(out, domain=DOMAIN, command="train", config=cfg, data=fingerprint)
+    run.create()
+    with run.logging("medical.sepclr", "shared.training"), torch_threads(cfg.trainer.threads):
+        model = build_model(cfg, ds)
+        start = time.perf_counter()
+        if isinstance(model, CPCA):
+            if not run.is_finished("train"):
+                tg, bg = ds.x_train[ds.g_train == 1], ds.x_train[ds.g_train == 0]
+                model.fit(_flat(tg), _flat(bg))
+                run.save_weights(model.state_dict())
+                run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
+        else:
+            if not run.is_finished("train"):
+                batch = min(cfg.batch_size, len(ds.x_train))
+                loader = torch.utils.data.DataLoader(
+                    torch.utils.data.TensorDataset(
+                        torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
+                    ),
+                    batch_size=batch,
+                    shuffle=True,
+                    drop_last=True,
+                )
+                task = _task(cfg, model, ds)
+                stage = run.stage_dir("train")
+                Trainer(cfg.trainer, run_dir=stage, config_dict=to_dict(cfg)).fit(task, loader)
+                run.save_weights(model.state_dict())
+                history = stage / "history.csv"
+                if history.is_file():
+                    atomic_write_bytes(run.path / "history.csv", history.read_bytes())
+                run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
+        logger.info("%s trained on %s; evaluating.", cfg.method, ds.name)
+    return _evaluate(run, cfg, ds, model)
+
+
+def _features(
+    cfg: SepCLRConfig, model: nn.Module | CPCA, ds: ContrastiveSet, device: torch.device
+) -> tuple[Features, Features]:
+    if isinstance(model, CPCA):
+        tr, te = model.transform(_flat(ds.x_train)), model.transform(_flat(ds.x_test))
+        return (
+            {k: {"rep": v.astype(np.float32), "head": v.astype(np.float32)} for k, v in tr.items()},
+            {k: {"rep": v.astype(np.float32), "head": v.astype(np.float32)} for k, v in te.items()},
+        )
+    model.to(device).eval()
+    fn = model.features
+    bs = cfg.eval.batch_size
+    return (
+        extract_features(fn, ds.x_train, device, bs),  # type: ignore[arg-type]
+        extract_features(fn, ds.x_test, device, bs),  # type: ignore[arg-type]
+    )
+
+
+def _evaluate(
+    run: RunFolder, cfg: SepCLRConfig, ds: ContrastiveSet, model: nn.Module | CPCA,
+    device: str | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    dev = resolve_device(device or cfg.trainer.device)
+    with run.logging("medical.sepclr"), torch_threads(cfg.trainer.threads):
+        train_f, test_f = _features(cfg, model, ds, dev)
+        e = cfg.eval
+        probes = run_probes(
+            train_f, test_f, ds, features=e.features, knn_k=e.knn_k, max_iter=e.max_iter
+        )
+        label: str = cfg.method
+        weights: dict[str, float] = {}
+        if cfg.method == "sepclr":
+            b_s, b_r, lam = resolve_weights(cfg.loss, ds.kind)
+            weights = {"beta_s": b_s, "beta_reg": b_r, "lambda_jem": lam}
+            if lam == 0:
+                label = "sepclr (lambda=0)"
+        metrics = {
+            "method": cfg.method,
+            "label": label,
+            "dataset": ds.name,
+            "probes": probes,
+            "chance": chance_levels(ds),
+            "roles": ds.roles,
+            "weights": weights,
+            "n_train": len(ds.x_train),
+            "n_test": len(ds.x_test),
+            "seed": cfg.trainer.seed,
+        }
+        run.write_json("metrics.json", metrics)
+        run.write_text("results.md", results_markdown(label, ds.name, probes, ds))
+        run.write_text("report.html", results_page(label, ds.name, probes, test_f, ds))
+        logger.info("probes: %s", probes)
+    return metrics
+
+
+def evaluate_run(path: str | Path, device: str | None = None) -> dict[str, Any]:
+    """Re-evaluate a finished run from its ``weights.pt`` (``contrasuite sepclr evaluate``).
+
+    Args:
+        path: The run folder.
+        device: ``cpu``, ``cuda`` or ``auto``; default: the run's.
+
+    Returns:
+        The metrics written to ``RUN/metrics.json``.
+
+    Raises:
+        InputError: If the folder is not a finished SepCLR run, or its data changed.
+    """
+    run = RunFolder.open_existing(path, domain=DOMAIN, command="train")
+    if not run.is_finished("train"):
+        raise InputError(
+            f"--run {run.path}: the training has not finished; run the same train command again "
+            "to resume it first."
+        )
+    cfg = from_dict(SepCLRConfig, run.config, source=str(run.path / "config.yaml"))
+    ds, fingerprint = load_dataset(cfg)
+    run.check_data(fingerprint, f"the data of {cfg.data.path or 'the generated set'}")
+    model = build_model(cfg, ds)
+    if isinstance(model, CPCA):
+        from shared.training.checkpoint import safe_load
+
+        model.load_state_dict(safe_load(run.path / "weights.pt"))
+    else:
+        run.load_weights(model)
+    return _evaluate(run, cfg, ds, model, device)
