@@ -29,7 +29,6 @@ Data API (this package's front door; everything else builds on it):
   NORM, DIG). With ``label_set="all"`` the other 57 columns are all zero.
 """
 
-from medical.ecg.cache import ArrayCache, default_cache_dir
 from medical.ecg.data import (
     BRANCH_CODES,
     BRANCHES,
@@ -53,6 +52,7 @@ from medical.ecg.data import (
     read_statements,
 )
 from medical.ecg.synth import SYNTH_CODES, simulate_ecg, write_synthetic_ptbxl
+from shared.cache import ArrayCache, default_cache_dir
 
 __all__ = [
     "BRANCHES",

@@ -36,7 +36,7 @@ import torch
 import wfdb
 from tqdm.auto import tqdm
 
-from medical.ecg.cache import (
+from shared.cache import (
     ArrayCache,
     default_cache_dir,
     file_sha256,
@@ -960,7 +960,7 @@ def load_ptbxl(
 
     The first call reads every record with wfdb (a progress bar), checks it, high-passes it and
     stores the result in the cache; later calls with the same csv, sampling rate and filter
-    memory-map the stored array (see :mod:`medical.ecg.cache`).
+    memory-map the stored array (see :mod:`shared.cache`).
 
     Args:
         data_dir: The folder with ``ptbxl_database.csv``, ``scp_statements.csv`` and
@@ -981,7 +981,7 @@ def load_ptbxl(
             files of the shared subset, which holds only ECGs 1-100 at 500 Hz). A record with
             only one of its two files is always an error.
         cache: Use the on-disk cache. ``False`` reads into memory every time.
-        cache_dir: Cache folder; default :func:`~medical.ecg.cache.default_cache_dir`. When it
+        cache_dir: Cache folder; default :func:`~shared.cache.default_cache_dir`. When it
             cannot be written the data are read into memory with a warning.
         progress: Show a progress bar while reading records.
 

@@ -1,8 +1,9 @@
 """An on-disk array cache: ``.npy`` files read back as read-only memory maps.
 
-Reading PTB-XL with wfdb costs a few milliseconds per record (about 90 s for the 21,799 records
-at 100 Hz); the cache stores the preprocessed signals once as one ``.npy`` file, and later runs
-open it with ``np.load(..., mmap_mode="r")`` in milliseconds. An entry is a pair of files:
+Any domain whose preprocessing is slow stores its result once and memory-maps it afterwards:
+reading PTB-XL with wfdb costs a few milliseconds per record (about 90 s for the 21,799 records
+at 100 Hz), and a later run opens the stored ``.npy`` with ``np.load(..., mmap_mode="r")`` in
+milliseconds. An entry is a pair of files:
 
 * ``<name>.npy``: the array, written to a temporary file in the same folder and renamed into
   place (a killed run never leaves a half-written entry behind);
@@ -14,7 +15,7 @@ hash, the sampling rate, the filter settings, a format version). A different key
 file; stale entries are never read, and deleting the folder is always safe.
 
 Where: ``cache_dir`` when given, else ``$CONTRASUITE_CACHE``, else
-``$XDG_CACHE_HOME/contrasuite`` (``~/.cache/contrasuite``), each with an ``ecg`` sub-folder.
+``$XDG_CACHE_HOME/contrasuite`` (``~/.cache/contrasuite``), each with a sub-folder per domain.
 """
 
 from __future__ import annotations
@@ -47,21 +48,24 @@ __all__ = [
 PathLike = str | os.PathLike[str]
 
 
-def default_cache_dir() -> Path:
-    """The folder for ECG cache entries when the caller gives none.
+def default_cache_dir(domain: str = "ecg") -> Path:
+    """The folder for a domain's cache entries when the caller gives none.
 
-    ``$CONTRASUITE_CACHE/ecg`` if that variable is set, else ``$XDG_CACHE_HOME/contrasuite/ecg``,
-    else ``~/.cache/contrasuite/ecg``.
+    ``$CONTRASUITE_CACHE/<domain>`` if that variable is set, else
+    ``$XDG_CACHE_HOME/contrasuite/<domain>``, else ``~/.cache/contrasuite/<domain>``.
+
+    Args:
+        domain: The sub-folder, one per domain.
 
     Returns:
         The folder (not created here).
     """
     root = os.environ.get("CONTRASUITE_CACHE")
     if root:
-        return Path(root).expanduser() / "ecg"
+        return Path(root).expanduser() / domain
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "contrasuite" / "ecg"
+    return base / "contrasuite" / domain
 
 
 def stable_hash(obj: Any, length: int = 16) -> str:
