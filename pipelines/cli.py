@@ -47,6 +47,8 @@ COMMAND_MODULES = (
 #: Adding a domain is one line here (see pipelines/domain.py and the README).
 DOMAINS: tuple[str, ...] = (
     "medical.sepclr.domain",
+    "vision.sr.domain",
+    "medical.prostate.domain",
 )
 
 for _module in COMMAND_MODULES:

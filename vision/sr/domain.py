@@ -1,0 +1,138 @@
+"""The ``contrasuite sr`` command group and demo step (light: imports only shared.domain)."""
+
+from __future__ import annotations
+
+from shared.domain import CommandSpec, DomainSpec, Option
+
+__all__ = ["DOMAIN"]
+
+_TRAIN_DESC = """\
+PCL-SR (Wu, Jiang, Liu; IEEE TNNLS 2023) on EDSR, in three stages of one run folder:
+  pretrain  L1 from scratch (pretrain.epochs, pretrain.lr)
+  pcl       fine-tune with L1 + pcl.weight * PCL (InfoNCE in the feature space of an
+            online-trained Haar high-frequency discriminator; positives: HR and sharpened HR,
+            negatives: bicubic-upsampled LR and blurred HR)
+  l1        the control: fine-tune with L1 only, same start, seed, schedule and patches
+--epochs and trainer.* set each fine-tuning. pcl.grad_to_sr=false reproduces the released
+code, whose contrastive term never reached the network. Without --data-dir the training
+images are scikit-image's bundled natural images (no download)."""
+
+DOMAIN = DomainSpec(
+    name="sr",
+    help="PCL-SR contrastive super-resolution (EDSR): train, upscale, evaluate",
+    description=(
+        "Single-image super-resolution with the PCL contrastive term, always beside an "
+        "L1-only control fine-tuned on the identical schedule."
+    ),
+    commands=(
+        CommandSpec(
+            name="train",
+            help="EDSR: L1 pretraining, then L1 + PCL and the L1-only control from it",
+            description=_TRAIN_DESC,
+            examples=(
+                "contrasuite sr train --out runs/sr --epochs 10\n"
+                "contrasuite sr train --data-dir DIV2K_HR --out runs/sr4 --scale 4 "
+                "model.size=baseline\n"
+                "contrasuite sr train --out runs/sr-released pcl.grad_to_sr=false"
+            ),
+            run="vision.sr.commands:train",
+            config="vision.sr.config:SRConfig",
+            options=(
+                Option(
+                    ("--data-dir",),
+                    help="folder of PNG/JPEG training images (default: scikit-image's bundled "
+                    "natural images)",
+                    key="data.dir",
+                    kwargs={"metavar": "DIR"},
+                ),
+                Option(
+                    ("--scale",),
+                    help="super-resolution scale: 2, 3 or 4 (default 2)",
+                    key="data.scale",
+                    kwargs={"type": int, "metavar": "S"},
+                ),
+                Option(
+                    ("--size",),
+                    help="EDSR size: tiny, small, baseline (16 blocks, 64 channels; default) "
+                    "or large",
+                    key="model.size",
+                    kwargs={"choices": ("tiny", "small", "baseline", "large")},
+                ),
+            ),
+        ),
+        CommandSpec(
+            name="upscale",
+            help="super-resolve images (tiled for large ones) with a trained run",
+            description=(
+                "Write one PNG per input image, NAME_x<scale>_<model>.png, super-resolved by "
+                "the run's PCL (default) or L1-only network. Large images are processed in "
+                "tiles with overlapping context, so memory stays bounded."
+            ),
+            examples=(
+                "contrasuite sr upscale --run runs/sr --input photo.jpg --out up/\n"
+                "contrasuite sr upscale --run runs/sr --input ../shared/data/sr/Set5 "
+                "--out up/ --model l1"
+            ),
+            run="vision.sr.commands:upscale",
+            options=(
+                Option(
+                    ("--run",),
+                    help="a finished sr train run folder",
+                    kwargs={"required": True, "metavar": "RUN"},
+                ),
+                Option(
+                    ("--input",),
+                    help="an image file or a folder of images",
+                    kwargs={"required": True, "metavar": "FILE_OR_DIR"},
+                ),
+                Option(
+                    ("--out",),
+                    help="folder for the PNGs (created)",
+                    kwargs={"required": True, "metavar": "DIR"},
+                ),
+                Option(
+                    ("--model",),
+                    help="which network (default pcl)",
+                    kwargs={"choices": ("pcl", "l1"), "default": "pcl"},
+                ),
+                Option(
+                    ("--tile",),
+                    help="LR tile side in pixels (default 128; 0: whole image)",
+                    kwargs={"type": int, "default": 128, "metavar": "N"},
+                ),
+                Option(
+                    ("--device",), help="cpu, cuda or auto (default)", kwargs={"default": "auto"}
+                ),
+            ),
+        ),
+        CommandSpec(
+            name="evaluate",
+            help="Y/RGB PSNR and SSIM of bicubic, L1-only and PCL on folders of HR images",
+            description=(
+                "Measure the run's networks and bicubic on every image of DIR (a folder of HR "
+                "images, or of such folders, one per set, e.g. ../shared/data/sr with Set5 "
+                "and Set14): PSNR/SSIM on Y (BT.601) and RGB, border = scale. Writes "
+                "RUN/metrics.json (sets, per_image, scale) and RUN/results.md."
+            ),
+            examples="contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr",
+            run="vision.sr.commands:evaluate",
+            options=(
+                Option(
+                    ("--run",),
+                    help="a finished sr train run folder",
+                    kwargs={"required": True, "metavar": "RUN"},
+                ),
+                Option(
+                    ("--data-dir",),
+                    help="folder of HR images, or of set folders",
+                    kwargs={"required": True, "metavar": "DIR"},
+                ),
+                Option(
+                    ("--device",), help="cpu, cuda or auto (default)", kwargs={"default": "auto"}
+                ),
+            ),
+        ),
+    ),
+    demo="vision.sr.commands:demo_step",
+    demo_title="Super-resolution x2: bicubic vs L1-only vs L1 + PCL (EDSR-tiny, bundled images)",
+)
