@@ -1,0 +1,187 @@
+"""The ``contrasuite prostate`` command group and demo step (light: no torch at import)."""
+
+from __future__ import annotations
+
+import argparse
+
+from shared.domain import CommandSpec, DomainSpec, Option, nonnegative_int, positive_int
+
+__all__ = ["DOMAIN"]
+
+
+def _triple(kind: type) -> object:
+    def parse(text: str) -> tuple[object, ...]:
+        parts = text.replace("x", ",").split(",")
+        try:
+            values = tuple(kind(p) for p in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected three numbers X,Y,Z, got {text!r}"
+            ) from None
+        if len(values) != 3 or min(values) <= 0:
+            raise argparse.ArgumentTypeError(f"expected three positive numbers X,Y,Z, got {text!r}")
+        return values
+
+    return parse
+
+
+_DEVICE = Option(
+    ("--device",),
+    help="device (default auto: CUDA when available)",
+    kwargs={"choices": ("auto", "cpu", "cuda"), "default": "auto"},
+)
+_RUN = Option(
+    ("--run",), help="a prostate train run folder", kwargs={"required": True, "metavar": "RUN"}
+)
+
+_TRAIN_EXAMPLES = """\
+contrasuite prostate train --out runs/dual                        # dual-path on phantoms
+contrasuite prostate train --out runs/base --model baseline       # the U-Net baseline
+contrasuite prostate phantom --out data/msd --from-masks ../shared/data/prostate-msd-labels
+contrasuite prostate train --data-dir data/msd --out runs/msd data.spacing=0.6,0.6,3.6
+contrasuite prostate train --out runs/paper model.base_filters=16 data.roi=168,168,32"""
+
+DOMAIN = DomainSpec(
+    name="prostate",
+    help="PI-RADS v2 prostate zones (PZ, TZ, DPU, AFS): baseline U-Net vs dual-path CNN",
+    description=(
+        "Prostate zone segmentation after Das, Ghosh and Stober (arXiv 2309.12970): a shared\n"
+        "anisotropic 3D U-Net encoder with two decoder paths (PZ+TZ and DPU+AFS), a signed\n"
+        "distance map head (multi-task), and a second stage that fine-tunes with a consistency\n"
+        "loss between the paths (also on unlabelled volumes). Baseline: the single-path U-Net.\n"
+        "The paper body was not available: the assumptions and their options are listed in\n"
+        "medical/prostate/config.py."
+    ),
+    commands=(
+        CommandSpec(
+            name="phantom",
+            help="write T2-like phantoms with four zone labels in the MSD layout",
+            description=(
+                "Procedural phantoms (default) or phantoms built around real MSD zone masks\n"
+                "(--from-masks: real PZ/TZ geometry and affines, DPU and AFS by anatomical rule),\n"
+                "with a synthesised T2-like image, bias field and noise. Writes DIR/imagesTr,\n"
+                "DIR/labelsTr, DIR/imagesTs (unlabelled) and DIR/dataset.json."
+            ),
+            run="medical.prostate.commands:phantom",
+            examples="contrasuite prostate phantom --out data/phantoms --n-cases 16\n"
+            "contrasuite prostate phantom --out data/msd "
+            "--from-masks ../shared/data/prostate-msd-labels --n-cases 28",
+            options=(
+                Option(
+                    ("--out",), help="output folder", kwargs={"required": True, "metavar": "DIR"}
+                ),
+                Option(
+                    ("--n-cases",),
+                    help="labelled cases (default 8; with --from-masks at most the masks)",
+                    kwargs={"type": positive_int, "default": 8, "metavar": "N"},
+                ),
+                Option(
+                    ("--n-unlabelled",),
+                    help="extra unlabelled images in imagesTs/ (default 2)",
+                    kwargs={"type": nonnegative_int, "default": 2, "metavar": "N"},
+                ),
+                Option(
+                    ("--seed",),
+                    help="random seed (default 2020)",
+                    kwargs={"type": nonnegative_int, "default": 2020, "metavar": "S"},
+                ),
+                Option(
+                    ("--from-masks",),
+                    help="folder of MSD zone masks (PZ=1, TZ=2) to build the phantoms around",
+                    kwargs={"metavar": "DIR", "default": None},
+                ),
+                Option(
+                    ("--shape",),
+                    help="procedural volume size in voxels (default 80,80,16)",
+                    kwargs={"type": _triple(int), "default": (80, 80, 16), "metavar": "X,Y,Z"},
+                ),
+                Option(
+                    ("--spacing",),
+                    help="procedural voxel size in mm (default 0.8,0.8,3)",
+                    kwargs={"type": _triple(float), "default": (0.8, 0.8, 3.0), "metavar": "X,Y,Z"},
+                ),
+            ),
+        ),
+        CommandSpec(
+            name="train",
+            help="train the baseline or the dual-path net (stages 1 and 2) on an MSD folder",
+            description=(
+                "Train on an MSD-layout folder (default: phantoms generated into RUN/data), then\n"
+                "score the held-out test cases (RUN/metrics.json). Stage 1: Dice + CE per path\n"
+                "(+ SDM regression); stage 2 (dual-path): + consistency between the paths."
+            ),
+            run="medical.prostate.commands:train",
+            config="medical.prostate.config:ProstateConfig",
+            examples=_TRAIN_EXAMPLES,
+            options=(
+                Option(
+                    ("--data-dir",),
+                    help="MSD-layout folder (default: phantoms)",
+                    key="data.dir",
+                    kwargs={"metavar": "DIR"},
+                ),
+                Option(
+                    ("--model",),
+                    help="baseline or dual-path (default dual-path)",
+                    key="model.name",
+                    kwargs={"choices": ("baseline", "dual-path")},
+                ),
+            ),
+        ),
+        CommandSpec(
+            name="predict",
+            help="segment images: NIfTI label maps on the source grid + one HTML report each",
+            description=(
+                "Segment a NIfTI file, a folder of them or an MSD folder. Writes\n"
+                "DIR/<case>_zones.nii.gz (the source image's affine and header) and\n"
+                "DIR/<case>.html (apex, mid-gland and base slices; metrics when labelsTr/ has\n"
+                "the case's label)."
+            ),
+            run="medical.prostate.commands:predict",
+            examples="contrasuite prostate predict --run runs/dual --input scan.nii.gz --out pred",
+            options=(
+                _RUN,
+                Option(
+                    ("--input",),
+                    help="a NIfTI image, a folder of them, or an MSD folder",
+                    kwargs={"required": True, "metavar": "FILE_OR_DIR"},
+                ),
+                Option(
+                    ("--out",), help="output folder", kwargs={"required": True, "metavar": "DIR"}
+                ),
+                Option(
+                    ("--no-report",), help="skip the HTML reports", kwargs={"action": "store_true"}
+                ),
+                _DEVICE,
+            ),
+        ),
+        CommandSpec(
+            name="evaluate",
+            help="per-zone Dice, HD95, MASD (mm and voxels) of a run; MASD change vs a baseline",
+            description=(
+                "Score every labelled case of DIR (the run's held-out cases when DIR is its\n"
+                "training folder). Writes RUN/metrics.json and RUN/results.md. With --baseline,\n"
+                "also the relative MASD change of the dual-path net (stages 1 and 2)."
+            ),
+            run="medical.prostate.commands:evaluate",
+            examples="contrasuite prostate evaluate --run runs/dual --data-dir runs/dual/data "
+            "--baseline runs/base",
+            options=(
+                _RUN,
+                Option(
+                    ("--data-dir",),
+                    help="MSD-layout folder with labels",
+                    kwargs={"required": True, "metavar": "DIR"},
+                ),
+                Option(
+                    ("--baseline",),
+                    help="a baseline run to compare MASD against",
+                    kwargs={"metavar": "RUN", "default": None},
+                ),
+                _DEVICE,
+            ),
+        ),
+    ),
+    demo="medical.prostate.commands:demo_step",
+    demo_title="Prostate zones: baseline vs dual-path on phantoms",
+)
