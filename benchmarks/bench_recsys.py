@@ -44,14 +44,9 @@ from typing import Any
 import torch
 
 import recsys  # noqa: F401  (first: RecBole's models without anomaly detection)
+from recsys.config import RecsysConfig, dataset_profile, replace
 from recsys.data import resolve_dataset
-from recsys.evaluation import (
-    RecsysConfig,
-    dataset_profile,
-    evaluate_models,
-    recbole_settings,
-    replace,
-)
+from recsys.evaluation import MODELS, evaluate_models, recbole_settings
 from recsys.loading import build_config, load_data
 from recsys.trainer import MCLRecTrainer, RecTrainer
 
@@ -74,10 +69,8 @@ def log(msg: str) -> None:
 def _model_and_trainer(
     name: str, cfg: RecsysConfig, source: Any, data: Any, run_dir: Path
 ) -> tuple[Any, RecTrainer]:
-    from recsys.evaluation import _MODELS
-
     base = name.split("+")[0].split("/")[0]
-    spec = _MODELS[base]
+    spec = MODELS[base]
     settings = recbole_settings(cfg, base, dataset_profile(source.name))
     if name.endswith("/recbole-encoder"):
         settings["fast_encoder"] = False
@@ -90,7 +83,11 @@ def _model_and_trainer(
 
 def _step_fn(name: str, model: Any, trainer: RecTrainer) -> Callable[[Any], None]:
     if isinstance(trainer, MCLRecTrainer) and not trainer.joint:
-        return lambda batch: trainer.train_step(batch) and None
+
+        def alternating(batch: Any) -> None:
+            trainer.train_step(batch)
+
+        return alternating
 
     def step(batch: Any) -> None:
         trainer.optimizer.zero_grad()

@@ -37,6 +37,7 @@ DEMO_SMOKE: dict[str, Any] = {"trainer": {"epochs": 1, "max_batches": 2, "thread
 OPTION_KEYS = {
     "dataset": "dataset",
     "models": "models",
+    "seeds": "seeds",
     "seed": "trainer.seed",
     "device": "trainer.device",
     "epochs": "trainer.epochs",
@@ -133,6 +134,12 @@ def register(subparsers: Any) -> None:
         default=None,
         help="comma-separated model names (default: SASRec,MCLRec)",
     )
+    parser.add_argument(
+        "--seeds",
+        metavar="S1,S2",
+        default=None,
+        help="run every model once per seed (e.g. 2020,2021,2022): mean +- std and paired tests",
+    )
     add_common_options(parser)
     parser.add_argument(
         "--mask-history",
@@ -196,7 +203,8 @@ def log_to(path: Path, verbose: int = 0) -> Iterator[None]:
 
 def _evaluate_command(args: argparse.Namespace) -> int:
     from pipelines.common import resolve_config
-    from recsys.evaluation import RecsysConfig, evaluate_models
+    from recsys.config import RecsysConfig
+    from recsys.evaluation import evaluate_models
 
     defaults: dict[str, Any] = {}
     if args.quick:
@@ -206,7 +214,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     cfg = resolve_config(RecsysConfig, args, option_keys=OPTION_KEYS, defaults=defaults)
     out = Path(args.out)
     with log_to(out / "log.txt", getattr(args, "verbose", 0)):
-        results = evaluate_models(cfg, out)
+        results = evaluate_models(cfg, out, command=reproduce_command(cfg, out))
     width = max(len(name) for name in results)
     print(f"{'model':{width}s}  hit@10  ndcg@10  mrr@10  hit@20  ndcg@20  epochs  s/epoch")
     for name, r in results.items():
@@ -218,6 +226,42 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         )
     print(f"results: {out / 'results.json'}, {out / 'results.md'}")
     return 0
+
+
+def reproduce_command(cfg: Any, out: Path) -> str:
+    """The ``contrasuite recsys evaluate`` command that reproduces ``cfg`` (non-default keys)."""
+    import shlex
+
+    from recsys.config import RecsysConfig
+    from shared.config import to_dict
+
+    def flat(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for key, value in data.items():
+            if isinstance(value, dict):
+                items.update(flat(value, f"{prefix}{key}."))
+            else:
+                items[prefix + key] = value
+        return items
+
+    current, default = flat(to_dict(cfg)), flat(to_dict(RecsysConfig()))
+    skip = {"dataset", "models", "seeds", "trainer.progress", "trainer.device", "trainer.threads"}
+    words = ["contrasuite", "recsys", "evaluate", "--dataset", cfg.dataset, "--models",
+             ",".join(cfg.models)]  # fmt: skip
+    if cfg.seeds:
+        words += ["--seeds", ",".join(map(str, cfg.seeds))]
+    words += ["--out", str(out)]
+    for key, value in current.items():
+        if key in skip or value == default.get(key):
+            continue
+        if isinstance(value, list):
+            value = ",".join(map(str, value))
+        if value is None:
+            value = "null"
+        elif isinstance(value, bool):
+            value = str(value).lower()
+        words.append(f"{key}={value}")
+    return shlex.join(words)
 
 
 def demo_step(
@@ -248,7 +292,8 @@ def demo_step(
         ``summary_html``, ``links`` (relative to ``out_dir``) and ``notes``.
     """
     from pipelines.common import build_config
-    from recsys.evaluation import RecsysConfig, evaluate_models
+    from recsys.config import RecsysConfig
+    from recsys.evaluation import evaluate_models
 
     out = Path(out_dir)
     budget = DEMO_SMOKE if smoke else DEMO_QUICK if quick else DEMO_FULL

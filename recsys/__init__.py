@@ -11,16 +11,20 @@ Modules:
 * :mod:`recsys.losses`: MCLRec's pairwise InfoNCE (through :func:`shared.losses.info_nce`) and
   contrastive regularizer R.
 * :mod:`recsys.encoder`: a faster forward pass for RecBole's SASRec encoder (same parameters).
-* :mod:`recsys.models`: CL4SRec and MCLRec as RecBole ``SequentialRecommender`` models.
+* :mod:`recsys.models`: CL4SRec, DuoRec and MCLRec as RecBole ``SequentialRecommender`` models.
 * :mod:`recsys.trainer`: RecBole ``Trainer`` subclasses (safe checkpoints, resume, progress,
   history masking) and MCLRec's alternating update.
+* :mod:`recsys.config`: the evaluation's settings (torch-free) and per-data-set defaults.
 * :mod:`recsys.evaluation`: the offline evaluation behind ``contrasuite recsys evaluate``
-  (strict config, per-data-set defaults, reports).
+  (models, seeds, dropout selection on validation).
+* :mod:`recsys.stats`: per-user metrics and paired tests (bootstrap, permutation).
+* :mod:`recsys.report`: ``results.json``, ``results.md``, paired tests, plot.
 
 Example (what ``contrasuite recsys evaluate --dataset ml-100k --models SASRec,MCLRec --out RUN``
 runs)::
 
-    from recsys.evaluation import RecsysConfig, evaluate_models
+    from recsys.config import RecsysConfig
+    from recsys.evaluation import evaluate_models
     results = evaluate_models(RecsysConfig(dataset="ml-100k", models=("SASRec", "MCLRec")), "RUN")
     results["MCLRec"].test["ndcg@10"]
 
@@ -31,6 +35,7 @@ Importing :mod:`recsys` imports RecBole's sequential models without their global
 # First: imports RecBole's models without their global anomaly-detection switch.
 from recsys import _recbole  # noqa: F401  # isort: skip
 from recsys.augment import Views, augment_pair, crop, mask, reorder
+from recsys.config import MODEL_NAMES, RecsysConfig
 from recsys.data import (
     AtomicInfo,
     DatasetSource,
@@ -40,21 +45,26 @@ from recsys.data import (
     resolve_dataset,
 )
 from recsys.encoder import FastSASRec, sasrec_encode
-from recsys.evaluation import MODEL_NAMES, ModelResult, RecsysConfig, evaluate_models
+from recsys.evaluation import MODELS, ModelResult, ModelSummary, evaluate_models
 from recsys.losses import contrastive_regularizer, pair_info_nce
-from recsys.models import CL4SRec, MCLRec
+from recsys.models import CL4SRec, DuoRec, MCLRec
+from recsys.stats import PairedTest, paired_test, per_user_metric
 from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 
 __all__ = [
+    "MODELS",
     "MODEL_NAMES",
     "AtomicInfo",
     "CL4SRec",
     "DatasetSource",
+    "DuoRec",
     "FastSASRec",
     "HistoryMask",
     "MCLRec",
     "MCLRecTrainer",
     "ModelResult",
+    "ModelSummary",
+    "PairedTest",
     "RecTrainer",
     "RecsysConfig",
     "Views",
@@ -66,6 +76,8 @@ __all__ = [
     "evaluate_models",
     "mask",
     "pair_info_nce",
+    "paired_test",
+    "per_user_metric",
     "read_sequences",
     "reorder",
     "resolve_dataset",

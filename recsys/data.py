@@ -88,6 +88,8 @@ class DatasetSource:
         origin: What the user gave (``ml-100k``, a folder or a text file).
         min_user_inter: Users with fewer interactions are filtered by RecBole (2 when the
             folder holds single-interaction users, otherwise 0 = no filter).
+        n_users: Users kept (None for a built-in data set: not counted).
+        n_items: Distinct items of the kept users (None for a built-in data set).
     """
 
     name: str
@@ -95,6 +97,8 @@ class DatasetSource:
     kind: str
     origin: str
     min_user_inter: int = 0
+    n_users: int | None = None
+    n_items: int | None = None
 
     def recbole_settings(self) -> dict[str, object]:
         """The RecBole config entries that point at this data set."""
@@ -339,6 +343,8 @@ def resolve_dataset(spec: str, work_dir: str | Path) -> DatasetSource:
             "atomic",
             spec,
             min_user_inter=2 if info.dropped_users else 0,
+            n_users=info.n_users,
+            n_items=info.n_items,
         )
     if path.is_file():
         name = _check_name(path.stem, path)
@@ -352,7 +358,14 @@ def resolve_dataset(spec: str, work_dir: str | Path) -> DatasetSource:
             info.n_items,
             info.n_interactions,
         )
-        return DatasetSource(name, folder.resolve().parent, "text", spec)
+        return DatasetSource(
+            name,
+            folder.resolve().parent,
+            "text",
+            spec,
+            n_users=info.n_users,
+            n_items=info.n_items,
+        )
     hint = _close_builtin(spec)
     raise InputError(
         f"--dataset {spec!r}: expected {' or '.join(BUILTIN_DATASETS)}, a RecBole atomic-file "

@@ -1,343 +1,181 @@
 """Offline evaluation of sequential recommenders under one protocol (``recsys evaluate``).
 
-Each model is trained with RecBole's loop on the same data split and seed, selected on the
-validation metric with early stopping, then tested once with its best weights:
+Each model is trained with RecBole's loop on the same data split, selected on the validation
+metric with early stopping, then tested once with its best weights:
 
 * protocol: time-ordered leave-one-out (last item = test, the one before = validation), full
   ranking over all items, the last 50 items as input, hit / ndcg / mrr at 5, 10 and 20;
   optionally each user's earlier items are removed from the ranking (``mask_history``; off by
   default, as in the papers);
-* models: RecBole's ``SASRec``, ``GRU4Rec`` and ``BERT4Rec``; ours: ``FastSASRec`` (SASRec with
-  :mod:`recsys.encoder`'s forward pass), ``CL4SRec``, ``MCLRec`` (alternating update) and
-  ``MCLRec-J`` (joint update);
+* models (:data:`MODELS`): RecBole's ``SASRec``, ``GRU4Rec`` and ``BERT4Rec``; ours:
+  ``FastSASRec`` (SASRec on :mod:`recsys.encoder`'s forward pass), ``SASRec2Step`` (the control
+  of MCLRec's two encoder updates per batch: MCLRec with beta = lambda = 0, i.e. SASRec with two
+  Adam steps per batch in MCLRec's trainer), ``CL4SRec``, ``DuoRec``, ``MCLRec`` (alternating
+  update) and ``MCLRec-J`` (joint update);
+* seeds: every model runs once per seed of ``seeds``; the tables give mean +- std and a paired
+  test of each model against the first one over the test users (:mod:`recsys.stats`);
+* dropout selection: with ``encoder.dropout_grid`` every model with a dropout setting runs once
+  per value, and the value with the best validation metric (mean over the seeds) is reported;
 * per-data-set defaults (methods.md 2.7): MCLRec's lambda and beta, and the transformer dropout
   (0.5; 0.1 on MovieLens).
 
-The run folder ``RUN`` gets ``config.yaml``, ``results.json`` (contract.md keys),
-``results.md``, ``metrics.json`` (= results.json), ``history.csv`` (every model's epochs),
-``valid_ndcg.png`` and one folder per model (``metrics.json``, ``history.csv``, ``settings.json``,
-``weights.pt``, ``state.pt``). A killed run started again with the same settings resumes: finished
-models are kept, the interrupted one continues after its last complete epoch.
+The run folder ``RUN`` gets ``config.yaml``, ``results.json`` (contract.md keys), ``results.md``,
+``metrics.json`` (= results.json), ``history.csv`` (every run's epochs), ``per_user_ndcg@10.csv``,
+``paired_tests.json``, ``valid_ndcg.png`` and one folder per model, or per model and variant
+(``RUN/<model>/seed2021_dropout0.5``): ``metrics.json``, ``history.csv``, ``settings.json``,
+``per_user_test.csv``, ``weights.pt``, ``state.pt``. A killed run started again with the same
+settings resumes: finished runs are kept, the interrupted one continues after its last epoch.
 """
 
 from __future__ import annotations
 
 import csv
-import dataclasses
-import io
 import logging
-import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
+import numpy as np
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 from recbole.utils import init_seed
 
+from recsys.config import (
+    CONTRACT_METRICS,
+    MODEL_NAMES,
+    TABLE_METRICS,
+    Profile,
+    RecsysConfig,
+    dataset_profile,
+)
 from recsys.data import DatasetSource, resolve_dataset
 from recsys.encoder import FastSASRec
 from recsys.loading import build_config, load_data
-from recsys.models import CL4SRec, MCLRec
+from recsys.models import CL4SRec, DuoRec, MCLRec
+from recsys.stats import mean_std
 from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
-from shared.config import dump_yaml, to_dict
 from shared.errors import InputError
-from shared.io import atomic_write_bytes, atomic_write_text, read_json, write_csv, write_json
+from shared.io import read_json, write_csv, write_json
 from shared.runtime import torch_threads
-from shared.training.checkpoint import config_diff
-from shared.validation import closest
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CONTRACT_METRICS",
+    "MODELS",
     "MODEL_NAMES",
-    "AugmentConfig",
-    "ContrastConfig",
-    "EncoderConfig",
+    "TABLE_METRICS",
     "ModelResult",
-    "Profile",
-    "RecsysConfig",
-    "TrainerConfig",
-    "dataset_profile",
+    "ModelSpec",
+    "ModelSummary",
     "evaluate_models",
     "recbole_settings",
 ]
 
-#: Metric keys of ``results.json`` (contract.md) and of the tables.
-CONTRACT_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10")
-TABLE_METRICS = ("hit@5", "hit@10", "hit@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
+_TRANSFORMER_DROPOUT = ("hidden_dropout_prob", "attn_dropout_prob")
 
 
 @dataclass(frozen=True)
-class _ModelSpec:
+class ModelSpec:
+    """How a model name of ``--models`` is built and trained.
+
+    Attributes:
+        model: The RecBole model class.
+        trainer: The trainer class.
+        transformer: Takes the shared encoder settings (``encoder.*``).
+        contrastive: Takes CL4SRec/MCLRec's augmentation and contrastive settings.
+        dropout_keys: RecBole config keys set by ``encoder.dropout`` / ``dropout_grid``.
+        ran_as: What actually runs, for the tables.
+        extra: Fixed RecBole settings (applied last).
+    """
+
     model: type
     trainer: type[RecTrainer]
-    transformer: bool  # takes the shared encoder settings
-    contrastive: bool  # takes the augmentation settings
+    transformer: bool
+    contrastive: bool
+    dropout_keys: tuple[str, ...]
+    ran_as: str
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
-_MODELS: dict[str, _ModelSpec] = {
-    "SASRec": _ModelSpec(SASRec, RecTrainer, True, False),
-    "FastSASRec": _ModelSpec(FastSASRec, RecTrainer, True, False),
-    "GRU4Rec": _ModelSpec(GRU4Rec, RecTrainer, False, False),
-    "BERT4Rec": _ModelSpec(BERT4Rec, RecTrainer, False, False),
-    "CL4SRec": _ModelSpec(CL4SRec, RecTrainer, True, True),
-    "MCLRec": _ModelSpec(MCLRec, MCLRecTrainer, True, True, {"joint": False}),
-    "MCLRec-J": _ModelSpec(MCLRec, MCLRecTrainer, True, True, {"joint": True}),
+MODELS: dict[str, ModelSpec] = {
+    "SASRec": ModelSpec(
+        SASRec, RecTrainer, True, False, _TRANSFORMER_DROPOUT, "RecBole's SASRec and forward pass"
+    ),
+    "FastSASRec": ModelSpec(
+        FastSASRec,
+        RecTrainer,
+        True,
+        False,
+        _TRANSFORMER_DROPOUT,
+        "SASRec on our encoder path (recsys.encoder; same model and maths)",
+    ),
+    "SASRec2Step": ModelSpec(
+        MCLRec,
+        MCLRecTrainer,
+        True,
+        True,
+        _TRANSFORMER_DROPOUT,
+        "control: MCLRec with beta = lambda = 0 in MCLRec's trainer = SASRec (our encoder "
+        "path) with two Adam steps per batch",
+        {"joint": False, "beta": 0.0, "cl_weight": 0.0},
+    ),
+    "GRU4Rec": ModelSpec(GRU4Rec, RecTrainer, False, False, ("dropout_prob",), "RecBole's GRU4Rec"),
+    "BERT4Rec": ModelSpec(
+        BERT4Rec, RecTrainer, False, False, _TRANSFORMER_DROPOUT, "RecBole's BERT4Rec"
+    ),
+    "CL4SRec": ModelSpec(
+        CL4SRec, RecTrainer, True, True, _TRANSFORMER_DROPOUT, "CL4SRec on our encoder path"
+    ),
+    "DuoRec": ModelSpec(
+        DuoRec, RecTrainer, True, False, _TRANSFORMER_DROPOUT, "DuoRec on our encoder path"
+    ),
+    "MCLRec": ModelSpec(
+        MCLRec,
+        MCLRecTrainer,
+        True,
+        True,
+        _TRANSFORMER_DROPOUT,
+        "MCLRec, alternating update, our encoder path",
+        {"joint": False},
+    ),
+    "MCLRec-J": ModelSpec(
+        MCLRec,
+        MCLRecTrainer,
+        True,
+        True,
+        _TRANSFORMER_DROPOUT,
+        "MCLRec-J (joint update), our encoder path",
+        {"joint": True},
+    ),
 }
-
-#: Names accepted by ``--models``.
-MODEL_NAMES = tuple(_MODELS)
-
-_METRIC = re.compile(r"^(hit|ndcg|mrr)@(\d+)$")
+if tuple(MODELS) != MODEL_NAMES:  # pragma: no cover  (kept in step with recsys.config)
+    raise RuntimeError("recsys.config.MODEL_NAMES and recsys.evaluation.MODELS differ.")
 
 
-# ----------------------------------------------------------------------------- configs
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    """The SASRec-style encoder shared by SASRec, FastSASRec, CL4SRec and MCLRec.
-
-    Attributes:
-        hidden_size: Embedding and hidden size ``d`` (64).
-        n_layers: Transformer layers (2).
-        n_heads: Attention heads (2).
-        inner_size: Feed-forward width (256).
-        dropout: Hidden and attention dropout; ``None`` = the data set's default (0.5, or 0.1
-            on MovieLens; methods.md 2.3).
-        fast: Our faster forward pass for CL4SRec and MCLRec (same parameters and maths;
-            :mod:`recsys.encoder`). RecBole's ``SASRec`` always runs RecBole's.
-    """
-
-    hidden_size: int = 64
-    n_layers: int = 2
-    n_heads: int = 2
-    inner_size: int = 256
-    dropout: float | None = None
-    fast: bool = True
-
-    def __post_init__(self) -> None:
-        if self.hidden_size % self.n_heads:
-            raise ValueError(
-                f"Expected hidden_size ({self.hidden_size}) to be a multiple of n_heads "
-                f"({self.n_heads})."
-            )
-        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"Expected dropout in [0, 1), but got {self.dropout}.")
-
-
-@dataclass(frozen=True)
-class AugmentConfig:
-    """Stochastic augmentation of CL4SRec and MCLRec (methods.md 2.4).
-
-    Attributes:
-        crop_keep: Fraction of items a crop keeps (eta = 1 - crop_ratio = 0.5).
-        mask_ratio: Fraction of items set to padding (gamma = 0.5).
-        reorder_ratio: Fraction of items in the shuffled span (beta = 0.8).
-    """
-
-    crop_keep: float = 0.5
-    mask_ratio: float = 0.5
-    reorder_ratio: float = 0.8
-
-    def __post_init__(self) -> None:
-        for name in ("crop_keep", "mask_ratio", "reorder_ratio"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                raise ValueError(f"Expected `{name}` in [0, 1], but got {value}.")
-
-
-@dataclass(frozen=True)
-class ContrastConfig:
-    """Contrastive settings of CL4SRec and MCLRec.
-
-    Attributes:
-        tau: Temperature of the view-view InfoNCE (L_cl1) and of R (1.0).
-        sim: ``"dot"`` (MCLRec's) or ``"cos"`` for the view-view InfoNCE.
-        cl4srec_weight: CL4SRec's lambda (0.1).
-        mclrec_lambda: MCLRec's lambda (weight of L_cl1); ``None`` = the data set's default.
-        mclrec_beta: MCLRec's beta (weight of L_cl2 + R; gamma = 0.1 beta); ``None`` = default.
-        regularizer: Add MCLRec's contrastive regularizer R.
-        augmenter_lr: Learning rate of the augmenters; ``None`` = ``trainer.lr`` (1e-3).
-    """
-
-    tau: float = 1.0
-    sim: Literal["dot", "cos"] = "dot"
-    cl4srec_weight: float = 0.1
-    mclrec_lambda: float | None = None
-    mclrec_beta: float | None = None
-    regularizer: bool = True
-    augmenter_lr: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.tau > 0:
-            raise ValueError(f"Expected `tau` > 0, but got {self.tau}.")
-
-
-@dataclass(frozen=True)
-class TrainerConfig:
-    """Training and model selection (the same for every model).
-
-    Attributes:
-        epochs: Maximum epochs (100, as the MCLRec scripts).
-        batch_size: Training batch size (256).
-        eval_batch_size: Evaluation batch size (users per batch).
-        lr: Adam learning rate (1e-3).
-        weight_decay: Adam weight decay (0).
-        stopping_step: Early stopping patience in epochs without improvement (10).
-        valid_metric: Model selection metric, ``hit|ndcg|mrr@k`` (``ndcg@10``).
-        seed: Random seed of every model (2020).
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
-        progress: Progress bars per model and epoch.
-        max_batches: Train on at most this many batches per epoch (quick runs); ``None`` = all.
-        threads: CPU threads of torch during the run (``None``: torch's default). On a CPU
-            shared with other jobs, 1 avoids the thread oversubscription that made a SASRec
-            step 3-5x slower here.
-    """
-
-    epochs: int = 100
-    batch_size: int = 256
-    eval_batch_size: int = 4096
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    stopping_step: int = 10
-    valid_metric: str = "ndcg@10"
-    seed: int = 2020
-    device: str = "auto"
-    progress: bool = True
-    max_batches: int | None = None
-    threads: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.threads is not None and self.threads < 1:
-            raise ValueError(f"Expected `threads` >= 1 or null, but got {self.threads}.")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"Expected `{name}` >= 1, but got {getattr(self, name)}.")
-        if self.max_batches is not None and self.max_batches < 1:
-            raise ValueError(f"Expected `max_batches` >= 1 or null, but got {self.max_batches}.")
-        if not _METRIC.match(self.valid_metric.lower()):
-            raise ValueError(
-                f"Expected `valid_metric` like 'ndcg@10' (hit, ndcg or mrr), "
-                f"but got {self.valid_metric!r}."
-            )
-
-
-@dataclass(frozen=True)
-class RecsysConfig:
-    """Everything ``recsys evaluate`` needs (``key.sub=value`` overrides on the command line).
-
-    Attributes:
-        dataset: ``ml-100k``, a RecBole atomic-file folder, or a one-user-per-line text file.
-        models: Model names, trained in this order (see :data:`MODEL_NAMES`).
-        max_seq_length: Input length (the last 50 items).
-        mask_history: Remove each user's earlier items from the ranking at evaluation.
-        topk: Cut-offs of the metrics (must include 10 and 20).
-        encoder: Encoder settings.
-        augment: Augmentation settings.
-        contrast: Contrastive settings.
-        trainer: Training settings.
-    """
-
-    dataset: str = "ml-100k"
-    models: tuple[str, ...] = ("SASRec", "MCLRec")
-    max_seq_length: int = 50
-    mask_history: bool = False
-    topk: tuple[int, ...] = (5, 10, 20)
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    contrast: ContrastConfig = field(default_factory=ContrastConfig)
-    trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-    def __post_init__(self) -> None:
-        if not self.models:
-            raise ValueError(f"Expected at least one model ({', '.join(MODEL_NAMES)}).")
-        for name in self.models:
-            if name not in _MODELS:
-                hint = closest(name, MODEL_NAMES)
-                raise ValueError(
-                    f"unknown model {name!r}"
-                    + (f"; did you mean {hint!r}?" if hint else ".")
-                    + f" Available: {', '.join(MODEL_NAMES)}."
-                )
-        if len(set(self.models)) != len(self.models):
-            raise ValueError(f"Expected each model once, but got {list(self.models)}.")
-        if not {10, 20} <= set(self.topk):
-            raise ValueError(f"Expected `topk` to include 10 and 20, but got {list(self.topk)}.")
-        k = int(self.trainer.valid_metric.split("@")[1])
-        if k not in self.topk:
-            raise ValueError(
-                f"Expected the cut-off of trainer.valid_metric ({k}) among topk {list(self.topk)}."
-            )
-        if self.max_seq_length < 2:
-            raise ValueError(f"Expected max_seq_length >= 2, but got {self.max_seq_length}.")
-
-
-# ----------------------------------------------------------------------------- defaults
-
-
-@dataclass(frozen=True)
-class Profile:
-    """Per-data-set defaults (methods.md 2.7; the paper's best lambda and beta).
-
-    Attributes:
-        mclrec_lambda: MCLRec's lambda.
-        mclrec_beta: MCLRec's beta.
-        dropout: Transformer dropout.
-        source: Where the values come from.
-    """
-
-    mclrec_lambda: float
-    mclrec_beta: float
-    dropout: float
-    source: str
-
-
-_PROFILES = {
-    "beauty": Profile(0.0, 0.05, 0.5, "paper 4.5.2 / train_beauty.sh"),
-    "sports": Profile(0.04, 0.4, 0.5, "paper 4.5.2 / train_sports.sh"),
-    "yelp": Profile(0.03, 0.1, 0.5, "paper 4.5.2 / train_yelp.sh"),
-    "toys": Profile(0.01, 0.1, 0.5, "train_toys.sh's values (that script runs Beauty)"),
-    "ml-1m": Profile(0.0, 0.01, 0.1, "train_ml-1m.sh"),
-    "ml-100k": Profile(0.0, 0.01, 0.1, "ml-1m's values (MovieLens; not in the paper)"),
-}
-_DEFAULT_PROFILE = Profile(0.0, 0.01, 0.5, "MCLRec.yaml defaults")
-
-
-def dataset_profile(name: str) -> Profile:
-    """The defaults for a data set name (case-insensitive; ``Sports_and_Outdoors`` -> sports).
-
-    Args:
-        name: The data set name (a file or folder stem).
-
-    Returns:
-        The matching :class:`Profile`, or MCLRec.yaml's defaults.
-    """
-    key = name.lower()
-    if key in _PROFILES:
-        return _PROFILES[key]
-    for prefix in ("beauty", "sports", "yelp", "toys"):
-        if key.startswith(prefix) or key.endswith("_" + prefix):
-            return _PROFILES[prefix]
-    return _DEFAULT_PROFILE
-
-
-def recbole_settings(cfg: RecsysConfig, model_name: str, profile: Profile) -> dict[str, Any]:
+def recbole_settings(
+    cfg: RecsysConfig,
+    model_name: str,
+    profile: Profile,
+    *,
+    seed: int | None = None,
+    dropout: float | None = None,
+) -> dict[str, Any]:
     """RecBole config entries for one model (on top of :data:`recsys.loading.PROTOCOL`).
 
     Args:
         cfg: The evaluation config.
         model_name: One of :data:`MODEL_NAMES`.
         profile: The data set's defaults.
+        seed: The run's seed (default: ``trainer.seed``).
+        dropout: The run's dropout (default: ``encoder.dropout``, else the profile's for the
+            transformer models and RecBole's own for GRU4Rec and BERT4Rec).
 
     Returns:
         A plain dict for RecBole's ``config_dict``.
     """
-    spec = _MODELS[model_name]
+    spec = MODELS[model_name]
     t = cfg.trainer
     out: dict[str, Any] = {
         "epochs": t.epochs,
@@ -348,25 +186,28 @@ def recbole_settings(cfg: RecsysConfig, model_name: str, profile: Profile) -> di
         "stopping_step": t.stopping_step,
         "eval_step": 1,
         "valid_metric": t.valid_metric,
-        "seed": t.seed,
+        "seed": t.seed if seed is None else seed,
         "MAX_ITEM_LIST_LENGTH": cfg.max_seq_length,
         "topk": list(cfg.topk),
     }
+    e = cfg.encoder
+    if dropout is None:
+        dropout = e.dropout
     if spec.transformer:
-        e = cfg.encoder
-        dropout = profile.dropout if e.dropout is None else e.dropout
         out.update(
             n_layers=e.n_layers,
             n_heads=e.n_heads,
             hidden_size=e.hidden_size,
             inner_size=e.inner_size,
-            hidden_dropout_prob=dropout,
-            attn_dropout_prob=dropout,
             hidden_act="gelu",
             layer_norm_eps=1e-12,
             initializer_range=0.02,
             loss_type="CE",
         )
+        if dropout is None:
+            dropout = profile.dropout
+    if dropout is not None:
+        out.update({key: dropout for key in spec.dropout_keys})
     if spec.contrastive:
         c, a = cfg.contrast, cfg.augment
         out.update(
@@ -375,7 +216,7 @@ def recbole_settings(cfg: RecsysConfig, model_name: str, profile: Profile) -> di
             reorder_ratio=a.reorder_ratio,
             tau=c.tau,
             sim=c.sim,
-            fast_encoder=cfg.encoder.fast,
+            fast_encoder=e.fast,
         )
         if spec.model is CL4SRec:
             out["cl_weight"] = c.cl4srec_weight
@@ -386,6 +227,11 @@ def recbole_settings(cfg: RecsysConfig, model_name: str, profile: Profile) -> di
                 regularizer=c.regularizer,
                 augmenter_lr=c.augmenter_lr,
             )
+    if spec.model is DuoRec:
+        d = cfg.duorec
+        out.update(
+            lmd=d.lmd, lmd_sem=d.lmd_sem, tau=d.tau, contrast=d.contrast, fast_encoder=e.fast
+        )
     out.update(spec.extra)
     return out
 
@@ -395,7 +241,7 @@ def recbole_settings(cfg: RecsysConfig, model_name: str, profile: Profile) -> di
 
 @dataclass
 class ModelResult:
-    """One model's outcome.
+    """One training run (one model, seed and dropout).
 
     Attributes:
         name: The model name.
@@ -407,7 +253,11 @@ class ModelResult:
         best_epoch: The selected epoch (1-based).
         eval_seconds: Mean seconds of one validation pass.
         test_seconds: Seconds of the test pass.
+        seed: The seed.
+        dropout: The dropout (None: the model's own default).
         history: One row per epoch.
+        users: Test users' ids (tokens of the data set). Shape: (U,).
+        positions: Position of each user's target in the top-K list (0 = not in it). Shape: (U,).
     """
 
     name: str
@@ -419,7 +269,11 @@ class ModelResult:
     best_epoch: int
     eval_seconds: float
     test_seconds: float
+    seed: int = 2020
+    dropout: float | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    users: np.ndarray | None = None
+    positions: np.ndarray | None = None
 
     def contract(self) -> dict[str, Any]:
         """The ``results.json`` entry (contract.md keys)."""
@@ -432,7 +286,7 @@ class ModelResult:
         }
 
     def summary(self) -> dict[str, Any]:
-        """The model folder's ``metrics.json``."""
+        """The run folder's ``metrics.json``."""
         out = self.contract()
         epoch_seconds = self.train_seconds / self.epochs if self.epochs else 0.0
         out.update(
@@ -440,7 +294,117 @@ class ModelResult:
             epoch_seconds=round(epoch_seconds, 3),
             eval_seconds=round(self.eval_seconds, 3),
             test_seconds=round(self.test_seconds, 3),
+            seed=self.seed,
+            dropout=self.dropout,
         )
+        return out
+
+
+@dataclass
+class ModelSummary:
+    """One model over its seeds, at the dropout selected on validation.
+
+    Attributes:
+        name: The model name.
+        runs: The selected variant's run per seed, in seed order.
+        dropout: The selected dropout (None: no grid, the default).
+        selection: ``{dropout: mean validation metric}`` over the grid (empty without one).
+        ran_as: What actually ran (:attr:`ModelSpec.ran_as`).
+    """
+
+    name: str
+    runs: dict[int, ModelResult]
+    dropout: float | None = None
+    selection: dict[float, float] = field(default_factory=dict)
+    ran_as: str = ""
+
+    def _mean(self, attr: str) -> dict[str, float]:
+        keys = getattr(next(iter(self.runs.values())), attr).keys()
+        return {k: mean_std([getattr(r, attr)[k] for r in self.runs.values()])[0] for k in keys}
+
+    @property
+    def test(self) -> dict[str, float]:
+        """Test metrics, mean over the seeds."""
+        return self._mean("test")
+
+    @property
+    def test_std(self) -> dict[str, float]:
+        """Sample standard deviation of the test metrics over the seeds (0 for one seed)."""
+        keys = next(iter(self.runs.values())).test.keys()
+        return {k: mean_std([r.test[k] for r in self.runs.values()])[1] for k in keys}
+
+    @property
+    def valid(self) -> dict[str, float]:
+        """Best validation metrics, mean over the seeds."""
+        return self._mean("valid")
+
+    @property
+    def epochs(self) -> int:
+        """Epochs trained, mean over the seeds (rounded)."""
+        return round(float(np.mean([r.epochs for r in self.runs.values()])))
+
+    @property
+    def params(self) -> int:
+        """Number of parameters."""
+        return next(iter(self.runs.values())).params
+
+    @property
+    def train_seconds(self) -> float:
+        """Training seconds, mean over the seeds."""
+        return float(np.mean([r.train_seconds for r in self.runs.values()]))
+
+    @property
+    def best_epoch(self) -> int:
+        """The first seed's selected epoch."""
+        return next(iter(self.runs.values())).best_epoch
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The first seed's epochs."""
+        return next(iter(self.runs.values())).history
+
+    def per_user(self, metric: str = "ndcg@10") -> dict[str, float]:
+        """``{user: metric}`` averaged over the seeds (users present in every seed's test)."""
+        from recsys.stats import per_user_metric
+
+        tables = []
+        for run in self.runs.values():
+            if run.users is None or run.positions is None:
+                return {}
+            values = per_user_metric(run.positions, metric)
+            tables.append(dict(zip(run.users.tolist(), values.tolist())))
+        users = set(tables[0]).intersection(*tables[1:])
+        return {u: float(np.mean([t[u] for t in tables])) for u in users}
+
+    def summary(self) -> dict[str, Any]:
+        """Timing and selection, averaged over the seeds."""
+        runs = list(self.runs.values())
+        seconds = sum(r.train_seconds for r in runs)
+        epochs = sum(r.epochs for r in runs)
+        return {
+            "epoch_seconds": round(seconds / epochs, 3) if epochs else 0.0,
+            "eval_seconds": round(float(np.mean([r.eval_seconds for r in runs])), 3),
+            "best_epoch": self.best_epoch,
+        }
+
+    def contract(self) -> dict[str, Any]:
+        """The ``results.json`` entry: contract keys; ``test_std`` and ``seeds`` with several."""
+        out: dict[str, Any] = {
+            "test": self.test,
+            "valid": self.valid,
+            "train_seconds": round(self.train_seconds, 3),
+            "epochs": self.epochs,
+            "params": self.params,
+        }
+        if len(self.runs) > 1:
+            out["test_std"] = self.test_std
+            out["seeds"] = {
+                str(seed): {"test": dict(r.test), "valid": dict(r.valid), "epochs": r.epochs}
+                for seed, r in self.runs.items()
+            }
+        if self.selection:
+            out["dropout"] = self.dropout
+            out["dropout_selection"] = {f"{d:g}": v for d, v in self.selection.items()}
         return out
 
 
@@ -463,6 +427,15 @@ def _read_history(path: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _read_per_user(path: Path) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not path.exists():
+        return None, None
+    with open(path, encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    users = np.array([row["user"] for row in rows], dtype=object)
+    return users, np.array([int(row["position"]) for row in rows], dtype=np.int64)
+
+
 def _metrics(result: Mapping[str, Any] | None) -> dict[str, float]:
     return {str(k).lower(): float(v) for k, v in (result or {}).items()}
 
@@ -470,48 +443,69 @@ def _metrics(result: Mapping[str, Any] | None) -> dict[str, float]:
 # ----------------------------------------------------------------------------- running
 
 
-def _check_resume(out: Path, cfg: RecsysConfig) -> None:
-    path = out / "config.yaml"
-    current = to_dict(cfg)
-    if path.exists():
-        try:
-            saved = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: cannot read the earlier run's config: {exc}") from None
-        ignore = frozenset({"models", "trainer.progress", "trainer.device", "trainer.threads"})
-        diff = config_diff(saved, current, ignore)
-        if diff:
-            raise InputError(
-                f"--out {out} holds a run with other settings ({'; '.join(diff[:4])}); "
-                "use another --out folder, or the same settings to resume it."
-            )
-    saved_models = list(current["models"])
-    atomic_write_text(path, dump_yaml({**current, "models": saved_models}))
+@dataclass(frozen=True)
+class _Run:
+    name: str
+    seed: int
+    dropout: float | None
+    folder: Path
 
 
-def _run_model(
-    cfg: RecsysConfig, name: str, source: DatasetSource, profile: Profile, out: Path
+def _plan(cfg: RecsysConfig, out: Path) -> dict[str, list[_Run]]:
+    """Every (model, seed, dropout) run and its folder."""
+    seeds = cfg.run_seeds
+    grid = cfg.encoder.dropout_grid
+    plan: dict[str, list[_Run]] = {}
+    for name in cfg.models:
+        values: Sequence[float | None] = grid if grid and MODELS[name].dropout_keys else (None,)
+        runs = []
+        for seed in seeds:
+            for dropout in values:
+                parts = []
+                if len(seeds) > 1:
+                    parts.append(f"seed{seed}")
+                if dropout is not None:
+                    parts.append(f"dropout{dropout:g}")
+                folder = out / name / "_".join(parts) if parts else out / name
+                runs.append(_Run(name, seed, dropout, folder))
+        plan[name] = runs
+    return plan
+
+
+def _load_finished(run: _Run) -> ModelResult:
+    data = read_json(run.folder / "metrics.json")
+    users, positions = _read_per_user(run.folder / "per_user_test.csv")
+    return ModelResult(
+        run.name,
+        data["test"],
+        data["valid"],
+        data["train_seconds"],
+        data["epochs"],
+        data["params"],
+        data["best_epoch"],
+        data["eval_seconds"],
+        data["test_seconds"],
+        seed=run.seed,
+        dropout=run.dropout,
+        history=_read_history(run.folder / "history.csv"),
+        users=users,
+        positions=positions,
+    )
+
+
+def _count_params(model: Any) -> int:
+    if isinstance(model, MCLRec) and model.beta == 0 and model.cl_weight == 0:
+        return sum(p.numel() for p in model.encoder_parameters())  # augmenters unused
+    return sum(p.numel() for p in model.parameters())
+
+
+def _train_and_test(
+    cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile
 ) -> ModelResult:
-    spec = _MODELS[name]
-    run_dir = out / name
-    done = run_dir / "metrics.json"
-    if done.exists():
-        data = read_json(done)
-        logger.info("%s: already evaluated in %s (kept)", name, run_dir)
-        return ModelResult(
-            name,
-            data["test"],
-            data["valid"],
-            data["train_seconds"],
-            data["epochs"],
-            data["params"],
-            data["best_epoch"],
-            data["eval_seconds"],
-            data["test_seconds"],
-            _read_history(run_dir / "history.csv"),
-        )
+    spec = MODELS[run.name]
+    run_dir = run.folder
     run_dir.mkdir(parents=True, exist_ok=True)
-    settings = recbole_settings(cfg, name, profile)
+    settings = recbole_settings(cfg, run.name, profile, seed=run.seed, dropout=run.dropout)
     write_json(run_dir / "settings.json", settings)
     config = build_config(
         spec.model, source, settings, checkpoint_dir=run_dir, device=cfg.trainer.device
@@ -528,11 +522,12 @@ def _run_model(
             iid_field=dataset.iid_field,
             n_users=dataset.user_num,
         )
+    label = run.name if run_dir.name == run.name else f"{run.name}/{run_dir.name}"
     trainer = spec.trainer(
         config,
         model,
         run_dir=run_dir,
-        label=name,
+        label=label,
         progress=cfg.trainer.progress,
         history_mask=history_mask,
         max_batches=cfg.trainer.max_batches,
@@ -541,24 +536,36 @@ def _run_model(
     start = time.perf_counter()
     test_result = trainer.evaluate(test, load_best_model=True, phase="test")
     test_seconds = time.perf_counter() - start
+    users = positions = None
+    if trainer.last_per_user is not None:
+        uids, positions = trainer.last_per_user
+        users = np.asarray(dataset.id2token(dataset.uid_field, uids), dtype=object)
+        write_csv(
+            run_dir / "per_user_test.csv",
+            [{"user": u, "position": int(p)} for u, p in zip(users.tolist(), positions)],
+        )
     history = trainer.history
     evals = [row["valid_seconds"] for row in history if "valid_seconds" in row]
     result = ModelResult(
-        name=name,
+        name=run.name,
         test=_metrics(test_result),
         valid=_metrics(trainer.best_valid_result),
         train_seconds=trainer.total_train_seconds(),
         epochs=trainer.epochs_run,
-        params=sum(p.numel() for p in model.parameters()),
+        params=_count_params(model),
         best_epoch=trainer.best_epoch + 1,
         eval_seconds=sum(evals) / len(evals) if evals else 0.0,
         test_seconds=test_seconds,
+        seed=run.seed,
+        dropout=run.dropout,
         history=history,
+        users=users,
+        positions=positions,
     )
-    write_json(done, result.summary())
+    write_json(run_dir / "metrics.json", result.summary())
     logger.info(
         "%s: test ndcg@10 %.4f hit@10 %.4f (best epoch %d of %d, %.1f s/epoch)",
-        name,
+        label,
         result.test.get("ndcg@10", float("nan")),
         result.test.get("hit@10", float("nan")),
         result.best_epoch,
@@ -568,161 +575,108 @@ def _run_model(
     return result
 
 
+def _run(cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile) -> ModelResult:
+    if (run.folder / "metrics.json").exists():
+        logger.info("%s: already evaluated in %s (kept)", run.name, run.folder)
+        return _load_finished(run)
+    return _train_and_test(cfg, run, source, profile)
+
+
+def _summarize(cfg: RecsysConfig, name: str, results: list[ModelResult]) -> ModelSummary:
+    """Select the dropout on the mean validation metric over the seeds."""
+    metric = cfg.trainer.valid_metric.lower()
+    by_dropout: dict[float | None, list[ModelResult]] = {}
+    for r in results:
+        by_dropout.setdefault(r.dropout, []).append(r)
+    selection = {
+        d: float(np.mean([r.valid.get(metric, float("nan")) for r in rs]))
+        for d, rs in by_dropout.items()
+    }
+    best = max(selection, key=lambda d: (selection[d], -list(selection).index(d)))
+    return ModelSummary(
+        name,
+        {r.seed: r for r in by_dropout[best]},
+        dropout=best,
+        selection={d: v for d, v in selection.items() if d is not None},
+        ran_as=MODELS[name].ran_as,
+    )
+
+
 def evaluate_models(
     cfg: RecsysConfig,
     out: str | Path,
     *,
-    on_model_done: Callable[[ModelResult], None] | None = None,
-) -> dict[str, ModelResult]:
-    """Train and test every model of ``cfg`` on its data set; write the run folder.
+    on_model_done: Callable[[ModelSummary], None] | None = None,
+    command: str | None = None,
+) -> dict[str, ModelSummary]:
+    """Train and test every model of ``cfg`` (per seed and dropout); write the run folder.
 
     Args:
         cfg: The evaluation config.
         out: The run folder (created; an earlier run with the same settings is resumed).
-        on_model_done: Called after each model.
+        on_model_done: Called after each model (all its seeds).
+        command: The command line that reproduces the run, cited in ``results.md``.
 
     Returns:
-        ``{model name: result}`` in ``cfg.models`` order.
+        ``{model name: summary}`` in ``cfg.models`` order.
 
     Raises:
         InputError: On bad data (see :mod:`recsys.data`), an ``out`` that is a file, or an
             earlier run in ``out`` with different settings.
     """
+    from recsys.report import write_reports
+    from recsys.run import check_resume, prepare_out
+
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
+    prepare_out(out)
     source = resolve_dataset(cfg.dataset, out)
-    _check_resume(out, cfg)
+    check_data_size(cfg, source)
+    check_resume(out, cfg)
     profile = dataset_profile(source.name)
     logger.info(
-        "recsys evaluate: %s (%s) models %s -> %s; defaults: %s",
+        "recsys evaluate: %s (%s) models %s, seeds %s -> %s; defaults: %s",
         cfg.dataset,
         source.kind,
         ", ".join(cfg.models),
+        ", ".join(map(str, cfg.run_seeds)),
         out,
         profile.source,
     )
-    results: dict[str, ModelResult] = {}
+    summaries: dict[str, ModelSummary] = {}
     with torch_threads(cfg.trainer.threads):
-        for name in cfg.models:
-            results[name] = _run_model(cfg, name, source, profile, out)
-            write_reports(out, cfg, results, source, profile)
+        for name, runs in _plan(cfg, out).items():
+            results = [_run(cfg, run, source, profile) for run in runs]
+            summaries[name] = _summarize(cfg, name, results)
+            write_reports(out, cfg, summaries, source, profile, command=command)
             if on_model_done is not None:
-                on_model_done(results[name])
-    return results
+                on_model_done(summaries[name])
+    return summaries
 
 
-# ----------------------------------------------------------------------------- reports
+#: Fewer test users than this make a comparison of models mostly noise (a warning says so).
+MIN_USERS_FOR_COMPARISON = 100
 
 
-def write_reports(
-    out: Path,
-    cfg: RecsysConfig,
-    results: Mapping[str, ModelResult],
-    source: DatasetSource,
-    profile: Profile,
-) -> None:
-    """Write ``results.json``, ``metrics.json``, ``history.csv``, ``results.md`` and the plot."""
-    payload = {name: r.contract() for name, r in results.items()}
-    write_json(out / "results.json", payload)
-    write_json(out / "metrics.json", payload)
-    rows = [{"model": name, **row} for name, r in results.items() for row in r.history]
-    write_csv(out / "history.csv", rows)
-    atomic_write_text(out / "results.md", results_markdown(cfg, results, source, profile))
-    png = validation_plot(results)
-    if png is not None:
-        atomic_write_bytes(out / "valid_ndcg.png", png)
+def check_data_size(cfg: RecsysConfig, source: DatasetSource) -> None:
+    """Refuse cut-offs beyond the item count; warn on too few users or items to compare models.
 
-
-def _fmt(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
-
-
-def results_markdown(
-    cfg: RecsysConfig,
-    results: Mapping[str, ModelResult],
-    source: DatasetSource,
-    profile: Profile,
-) -> str:
-    """The ``results.md`` table (test metrics, selection, timing) with the protocol."""
-    head = [
-        "model",
-        *[f"test {m}" for m in TABLE_METRICS],
-        "valid ndcg@10",
-        "best epoch",
-        "epochs",
-        "s/epoch",
-        "eval s",
-        "params",
-    ]
-    lines = [
-        f"# Offline evaluation on {source.name}",
-        "",
-        "Protocol: time-ordered leave-one-out (last item = test, second-to-last = validation), "
-        f"full ranking over all items, input = last {cfg.max_seq_length} items, "
-        f"model selection on validation {cfg.trainer.valid_metric} with early stopping "
-        f"(patience {cfg.trainer.stopping_step}), seed {cfg.trainer.seed}, "
-        f"history masking {'on' if cfg.mask_history else 'off'}. "
-        f"Data set: {source.origin} ({source.kind}). MCLRec defaults: {profile.source}.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for name, r in results.items():
-        s = r.summary()
-        cells = [
-            name,
-            *[_fmt(r.test.get(m)) for m in TABLE_METRICS],
-            _fmt(r.valid.get("ndcg@10")),
-            str(r.best_epoch),
-            str(r.epochs),
-            f"{s['epoch_seconds']:.1f}",
-            f"{s['eval_seconds']:.2f}",
-            f"{r.params:,}",
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    if cfg.trainer.max_batches is not None:
-        lines += ["", f"Quick run: at most {cfg.trainer.max_batches} batches per epoch."]
-    return "\n".join(lines) + "\n"
-
-
-def validation_plot(results: Mapping[str, ModelResult]) -> bytes | None:
-    """A PNG of the validation ``ndcg@10`` per epoch, one line per model (None if no epochs)."""
-    if not any(r.history for r in results.values()):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.0), dpi=100)
-    ax = fig.subplots()
-    for name, r in results.items():
-        epochs = [row["epoch"] for row in r.history]
-        values = [float(row.get("valid/ndcg@10", float("nan"))) for row in r.history]
-        ax.plot(epochs, values, marker="o", markersize=3, label=name)
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation NDCG@10")
-    ax.set_title("Validation NDCG@10 per epoch (full ranking)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def replace(cfg: RecsysConfig, **changes: Any) -> RecsysConfig:
-    """``dataclasses.replace`` for nested sections: ``replace(cfg, trainer={"epochs": 2})``."""
-    values: dict[str, Any] = {}
-    for key, value in changes.items():
-        current = getattr(cfg, key)
-        if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
-            values[key] = dataclasses.replace(current, **value)  # type: ignore[type-var]
-        else:
-            values[key] = value
-    return dataclasses.replace(cfg, **values)
+    Raises:
+        InputError: If the data set has fewer items than the largest ``topk``.
+    """
+    if source.n_items is None or source.n_users is None:
+        return
+    if source.n_items < max(cfg.topk):
+        raise InputError(
+            f"--dataset {source.origin}: {source.n_items} items, fewer than the largest cut-off "
+            f"topk={max(cfg.topk)}; hit@{max(cfg.topk)} would be 1 for every user. Use a data "
+            f"set with more items or smaller cut-offs (topk=... must include 10 and 20)."
+        )
+    if source.n_users < MIN_USERS_FOR_COMPARISON or source.n_items < 2 * max(cfg.topk):
+        logger.warning(
+            "%s: only %d test user(s) and %d item(s): too small for a meaningful evaluation "
+            "(one model's ndcg@10 on so few users has a standard error of about %.2f).",
+            source.origin,
+            source.n_users,
+            source.n_items,
+            0.5 / max(source.n_users, 1) ** 0.5,
+        )

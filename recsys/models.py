@@ -41,7 +41,7 @@ from recsys.augment import Views, augment_pair
 from recsys.encoder import sasrec_encode
 from recsys.losses import contrastive_regularizer, pair_info_nce
 
-__all__ = ["MIN_CONTRAST_BATCH", "Augmenter", "CL4SRec", "MCLRec", "Step"]
+__all__ = ["MIN_CONTRAST_BATCH", "Augmenter", "CL4SRec", "DuoRec", "MCLRec", "Step"]
 
 Step = Literal["encoder", "augmenter", "joint"]
 
@@ -175,9 +175,13 @@ class CL4SRec(SASRec):
             cl = self._info_nce(h1, h2)
         return {"loss": rec + self.cl_weight * cl, "loss/rec": rec, "loss/cl": cl}
 
+    def training_terms(self, interaction: Any) -> dict[str, Tensor]:
+        """The joint loss and its named parts on fresh views (what a training step minimises)."""
+        return self.loss_terms(interaction, self.make_views(interaction), "joint")
+
     def calculate_loss(self, interaction: Any) -> Tensor:
         """RecBole's training entry point: draw views, return the loss to minimise."""
-        terms = self.loss_terms(interaction, self.make_views(interaction), "joint")
+        terms = self.training_terms(interaction)
         self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
         return terms["loss"]
 
@@ -205,6 +209,16 @@ class MCLRec(CL4SRec):
         # Created after SASRec's N(0, 0.02) initialisation: PyTorch's default init, as official.
         self.augmenter_1 = Augmenter(dims)
         self.augmenter_2 = Augmenter(dims)
+
+    @property
+    def recommendation_only(self) -> bool:
+        """Whether ``beta = lambda = 0``.
+
+        Then the encoder loss is ``L_rec`` alone and the augmenters never reach the encoder (the
+        ``SASRec2Step`` control). The encoder step then skips the views, and the trainer the
+        augmenter step: the encoder's updates are the same computation.
+        """
+        return self.beta == 0 and self.cl_weight == 0
 
     def encoder_parameters(self) -> Iterator[nn.Parameter]:
         """Every parameter except the augmenters' (theta)."""
@@ -244,7 +258,9 @@ class MCLRec(CL4SRec):
             reg = cl2.new_zeros(())
         return {"loss/cl1": cl1, "loss/cl2": cl2, "loss/reg": reg}
 
-    def loss_terms(self, interaction: Any, views: Views, step: Step = "joint") -> dict[str, Tensor]:
+    def loss_terms(
+        self, interaction: Any, views: Views | None, step: Step = "joint"
+    ) -> dict[str, Tensor]:
         """The loss of one step of the alternating update (or of the joint variant).
 
         Args:
@@ -261,6 +277,8 @@ class MCLRec(CL4SRec):
             augmenter step).
         """
         if step == "augmenter":
+            if views is None:
+                raise ValueError("Expected two views (from make_views) for the augmenter step.")
             with torch.no_grad():
                 h1, h2 = self.encode_many([(views.seq1, views.len1), (views.seq2, views.len2)])
             terms = self.contrastive_terms(h1, h2)
@@ -268,6 +286,16 @@ class MCLRec(CL4SRec):
                 self.cl_weight * terms["loss/cl1"] + terms["loss/cl2"] + terms["loss/reg"]
             )
             return terms
+        if self.recommendation_only:
+            rec = self.rec_loss(
+                self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]),
+                interaction,
+            )
+            zero = rec.new_zeros(())
+            return {"loss": rec, "loss/rec": rec, "loss/cl1": zero, "loss/cl2": zero,
+                    "loss/reg": zero}  # fmt: skip
+        if views is None:
+            raise ValueError("Expected two views (from make_views) when beta or lambda > 0.")
         h, h1, h2 = self.encode_many(
             [
                 (interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]),
@@ -284,3 +312,127 @@ class MCLRec(CL4SRec):
             + self.beta * (terms["loss/cl2"] + terms["loss/reg"])
         )
         return terms
+
+
+class DuoRec(SASRec):
+    """DuoRec (Qiu et al., WSDM 2022) as a RecBole model, on the core's InfoNCE.
+
+    SASRec (cross-entropy over all items) plus contrastive regularisation of the sequence
+    representations (the official ``duorec.py``; ``contrast`` selects the terms):
+
+    * unsupervised (``"un"``, ``"us"``): model-level augmentation, the same sequence encoded
+      twice with independent dropout masks; ``lmd * InfoNCE(h, h')``;
+    * supervised (``"su"``, ``"us"``): a positive is another training sequence with the same
+      target item, drawn uniformly per batch row; ``lmd_sem * InfoNCE(h, h_sem)``;
+    * ``"us_x"`` (DuoRec as published and the default): ``lmd_sem * InfoNCE(h', h_sem)`` between
+      a dropout view of the sequence and a same-target sequence.
+
+    Every InfoNCE is :func:`recsys.losses.pair_info_nce` (NT-Xent over the 2B rows, both
+    directions, 2B - 2 in-batch negatives; dot product or cosine over ``tau``), as the official
+    ``info_nce`` with ``mask_correlated_samples``. Defaults (``DuoRec.yaml`` and the scripts):
+    ``lmd`` 0.1, ``lmd_sem`` 0.1, ``tau`` 1, ``sim`` dot, ``contrast`` ``us_x``.
+
+    Deviation: a row whose target no other training sequence has gets itself as the supervised
+    positive (encoded with its own dropout mask) instead of failing to sample.
+
+    The same-target pools are built from the training split given to the constructor; the
+    constructor adds an index column (``duorec_row``) to that split so that a row never draws
+    itself while others exist.
+    """
+
+    ROW_FIELD = "duorec_row"
+
+    def __init__(self, config: Any, dataset: Any) -> None:
+        super().__init__(config, dataset)
+        if self.loss_type != "CE":
+            raise ValueError(f"Expected loss_type 'CE' for DuoRec, got {self.loss_type!r}.")
+        self.lmd = float(_get(config, "lmd", 0.1))
+        self.lmd_sem = float(_get(config, "lmd_sem", 0.1))
+        self.tau = float(_get(config, "tau", 1.0))
+        self.sim = str(_get(config, "sim", "dot"))
+        self.contrast = str(_get(config, "contrast", "us_x"))
+        if self.contrast not in ("us_x", "us", "un", "su"):
+            raise ValueError(
+                f"Expected `contrast` in 'us_x', 'us', 'un', 'su', but got {self.contrast!r}."
+            )
+        if self.sim not in ("dot", "cos"):
+            raise ValueError(f"Expected `sim` to be 'dot' or 'cos', but got {self.sim!r}.")
+        self.fast_encoder = bool(_get(config, "fast_encoder", True))
+        feat = dataset.inter_feat
+        targets = feat[self.POS_ITEM_ID].long()
+        n = len(targets)
+        if self.ROW_FIELD not in feat:
+            feat[self.ROW_FIELD] = torch.arange(n)
+        self._pool_seqs = feat[self.ITEM_SEQ]
+        self._pool_lens = feat[self.ITEM_SEQ_LEN]
+        self._order = torch.argsort(targets, stable=True)  # example rows sorted by target
+        self._rank = torch.empty(n, dtype=torch.long)
+        self._rank[self._order] = torch.arange(n)
+        self._counts = torch.bincount(targets, minlength=self.n_items)
+        self._starts = self._counts.cumsum(0) - self._counts
+        self.last_terms: dict[str, float] = {}
+
+    def forward(self, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
+        """The sequence representation (output at ``len - 1``). Shape: (B, H)."""
+        if self.fast_encoder:
+            return sasrec_encode(self, item_seq, item_seq_len)
+        return super().forward(item_seq, item_seq_len)
+
+    def same_target(
+        self, interaction: Any, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Draw, per row, another training sequence with the same target item.
+
+        Args:
+            interaction: A RecBole training batch.
+            generator: Random number generator (default: torch's global one).
+
+        Returns:
+            ``(item_seq, item_seq_len)`` of the drawn sequences, shapes (B, L) and (B,).
+        """
+        device = interaction[self.ITEM_SEQ].device
+        targets = interaction[self.POS_ITEM_ID].long().cpu()
+        counts = self._counts[targets]
+        starts = self._starts[targets]
+        rows = interaction[self.ROW_FIELD].cpu() if self.ROW_FIELD in interaction else None
+        others = (counts - 1).clamp(min=1) if rows is not None else counts
+        pick = torch.floor(torch.rand(len(targets), generator=generator) * others).long()
+        if rows is not None:
+            own = self._rank[rows] - starts  # the row's own place among its target's examples
+            pick = torch.where(counts > 1, pick + (pick >= own).long(), own)
+        chosen = self._order[starts + pick]
+        return self._pool_seqs[chosen].to(device), self._pool_lens[chosen].to(device)
+
+    def training_terms(self, interaction: Any) -> dict[str, Tensor]:
+        """The loss and its named parts: ``loss``, ``loss/rec``, ``loss/un``, ``loss/su``."""
+        seq, length = interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]
+        batch = [(seq, length)]
+        unsupervised = self.contrast in ("us", "un", "us_x")
+        supervised = self.contrast in ("us", "su", "us_x")
+        if unsupervised:
+            batch.append((seq, length))  # independent dropout masks: the model-level view
+        if supervised:
+            batch.append(self.same_target(interaction))
+        encoded = torch.cat([s for s, _ in batch]), torch.cat([n for _, n in batch])
+        parts = list(self.forward(*encoded).split(seq.shape[0]))
+        h = parts[0]
+        rec = F.cross_entropy(h @ self.item_embedding.weight.T, interaction[self.POS_ITEM_ID])
+        zero = rec.new_zeros(())
+        terms = {"loss/rec": rec, "loss/un": zero, "loss/su": zero}
+        if seq.shape[0] >= MIN_CONTRAST_BATCH:
+            normalize = self.sim == "cos"
+            if self.contrast == "us_x":
+                terms["loss/su"] = pair_info_nce(parts[1], parts[2], self.tau, normalize=normalize)
+            else:
+                if unsupervised:
+                    terms["loss/un"] = pair_info_nce(h, parts[1], self.tau, normalize=normalize)
+                if supervised:
+                    terms["loss/su"] = pair_info_nce(h, parts[-1], self.tau, normalize=normalize)
+        terms["loss"] = rec + self.lmd * terms["loss/un"] + self.lmd_sem * terms["loss/su"]
+        return terms
+
+    def calculate_loss(self, interaction: Any) -> Tensor:
+        """RecBole's training entry point."""
+        terms = self.training_terms(interaction)
+        self.last_terms = {k: float(v.detach()) for k, v in terms.items()}
+        return terms["loss"]

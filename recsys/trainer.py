@@ -9,7 +9,8 @@ on the validation metric). :class:`RecTrainer` wraps it without copying it:
   pickled checkpoints (which hold its ``Config`` and fail to load under torch >= 2.6) are never
   written;
 * a progress bar per model and epoch (tqdm, on stderr, off with ``progress=False``);
-* one history row per epoch (losses by name, validation metrics, train and eval seconds);
+* one history row per epoch in the suite's vocabulary: ``epoch``, ``train/<loss term>``,
+  ``val/<metric>``, ``seconds`` (plus ``train_seconds``, ``valid_seconds``, ``batches``), ``lr``;
 * optional masking of each user's earlier items at evaluation (:class:`HistoryMask`; off by
   default, as in the papers).
 
@@ -230,6 +231,11 @@ class RecTrainer(Trainer):
         self._valid_seconds = 0.0
         self._train_loader: Any = None
         self._last_valid: dict[str, float] = {}
+        self._eval_uids: list[Tensor] = []
+        #: ``(user ids, positions)`` of the last :meth:`evaluate`: each user's internal id and
+        #: the 1-based position of its target in the top-K list (0 = not in it); see
+        #: :mod:`recsys.stats`.
+        self.last_per_user: tuple[np.ndarray, np.ndarray] | None = None
 
     # ------------------------------------------------------------------ optimisers
 
@@ -246,8 +252,8 @@ class RecTrainer(Trainer):
 
     def _loss_and_record(self, interaction: Any) -> Tensor:
         model: Any = self.model
-        if hasattr(model, "loss_terms"):
-            terms = model.loss_terms(interaction, model.make_views(interaction), "joint")
+        if hasattr(model, "training_terms"):
+            terms = model.training_terms(interaction)
         else:
             terms = {"loss": model.calculate_loss(interaction)}
         self._record(terms)
@@ -292,8 +298,9 @@ class RecTrainer(Trainer):
 
     def _full_sort_batch_eval(self, batched_data: Any) -> Any:
         interaction, scores, positive_u, positive_i = super()._full_sort_batch_eval(batched_data)
+        model: Any = self.model
+        self._eval_uids.append(interaction[model.USER_ID].detach().cpu())
         if self.history_mask is not None:
-            model: Any = self.model
             self.history_mask.apply(
                 scores,
                 interaction[model.USER_ID],
@@ -330,8 +337,34 @@ class RecTrainer(Trainer):
         if phase not in ("valid", "test"):
             raise ValueError(f"Expected phase 'valid' or 'test', but got {phase!r}.")
         self._phase = phase
-        with recbole_scope():
-            return super().evaluate(eval_data, load_best_model=False, show_progress=False)
+        self._eval_uids = []
+        captured: dict[str, Any] = {}
+        evaluator = self.evaluator
+        original = evaluator.evaluate
+
+        def capture(struct: Any) -> Any:
+            captured["topk"] = struct.get("rec.topk")
+            return original(struct)
+
+        evaluator.evaluate = capture
+        try:
+            with recbole_scope():
+                result = super().evaluate(eval_data, load_best_model=False, show_progress=False)
+        finally:
+            del evaluator.evaluate  # back to the class's method
+        self.last_per_user = self._positions(captured.get("topk"))
+        return result
+
+    def _positions(self, topk: Tensor | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-user target positions from RecBole's ``rec.topk`` (hit flags + #positives)."""
+        if topk is None or not self._eval_uids:
+            return None
+        hits = topk[:, :-1].numpy() > 0
+        positions = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, 0)
+        uids = torch.cat(self._eval_uids).numpy()
+        if len(uids) != len(positions):
+            return None
+        return uids, positions
 
     # ------------------------------------------------------------------ checkpoints
 
@@ -355,11 +388,13 @@ class RecTrainer(Trainer):
         """``fit``'s per-epoch callback: history row, then the resumable state."""
         row: dict[str, Any] = {"epoch": epoch_idx + 1, "batches": self._batches}
         for key, value in self._terms.items():
-            row[key] = value / max(self._batches, 1)
+            row[f"train/{key}"] = value / max(self._batches, 1)
         for key, value in self._last_valid.items():
-            row[f"valid/{key}"] = float(value)
+            row[f"val/{key}"] = float(value)
+        row["seconds"] = round(self._train_seconds + self._valid_seconds, 3)
         row["train_seconds"] = round(self._train_seconds, 3)
         row["valid_seconds"] = round(self._valid_seconds, 3)
+        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         self.history.append(row)
         self.stopped_early = int(getattr(self, "cur_step", 0)) > self.stopping_step
         self.start_epoch = epoch_idx + 1
@@ -371,7 +406,7 @@ class RecTrainer(Trainer):
             self.label,
             epoch_idx + 1,
             self.epochs,
-            row.get("loss", float("nan")),
+            row.get("train/loss", float("nan")),
             self.valid_metric,
             valid_score,
             " *" if self.best_epoch == epoch_idx else "",
@@ -529,6 +564,14 @@ class MCLRecTrainer(RecTrainer):
             The named losses of steps 1 (``loss``, ``loss/rec``, ...), 2 (``augmenter/...``).
         """
         model: Any = self.model
+        if model.recommendation_only:  # SASRec2Step: two steps on L_rec, augmenters unused
+            first: dict[str, float] = {}
+            for _ in range(2):
+                self.optimizer.zero_grad()
+                terms = model.loss_terms(interaction, None, "encoder")
+                self._backward_step(terms["loss"], self.optimizer, model.encoder_parameters())
+                first = first or {k: float(v.detach()) for k, v in terms.items()}
+            return first
         views = model.make_views(interaction)
         record: dict[str, float] = {}
         # step 1: encoder, augmenters frozen

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from recsys.config import RecsysConfig, replace
 from recsys.data import resolve_dataset
-from recsys.evaluation import _MODELS, RecsysConfig, evaluate_models, replace
+from recsys.evaluation import MODELS, evaluate_models
 from recsys.loading import build_config, load_data
 from recsys.trainer import RecTrainer
 
@@ -46,7 +47,7 @@ def test_trained_models_beat_chance_and_checkpoints_reproduce_metrics(tmp_path: 
     for name in results:
         run_dir = out / name
         settings = json.loads((run_dir / "settings.json").read_text())
-        spec = _MODELS[name]
+        spec = MODELS[name]
         config = build_config(spec.model, source, settings, checkpoint_dir=tmp_path, device="cpu")
         _, train, _, test = load_data(config)
         model = spec.model(config, train.dataset)

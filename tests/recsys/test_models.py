@@ -274,3 +274,95 @@ def test_fast_dropout_has_dropouts_law() -> None:
         torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / (1 - p)))
     assert fast_dropout(x, 0.5, False) is x
     assert fast_dropout(x, 1.0, True).eq(0).all()
+
+
+# ----------------------------------------------------------------------------- SASRec2Step
+
+
+def test_sasrec2step_is_two_adam_steps_on_the_recommendation_loss(
+    make_setup: Any, tmp_path: Any
+) -> None:
+    config, _, train, _, _ = make_setup(
+        MCLRec, beta=0.0, cl_weight=0.0, hidden_dropout_prob=0.0, attn_dropout_prob=0.0
+    )
+    torch.manual_seed(0)
+    model = MCLRec(config, train.dataset)
+    reference = FastSASRec(config, train.dataset)
+    reference.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith("augmenter_")}
+    )
+    phi0 = _snapshot(model.augmenter_parameters())
+    trainer = MCLRecTrainer(config, model, run_dir=tmp_path, progress=False)
+    opt = torch.optim.Adam(reference.parameters(), lr=config["learning_rate"])
+    batch = first_batch(train)
+    for _ in range(2):  # two batches
+        trainer.train_step(batch)
+        for _ in range(2):  # two Adam steps per batch
+            opt.zero_grad()
+            reference.calculate_loss(batch).backward()
+            opt.step()
+    for (name, p), q in zip(reference.named_parameters(), model.encoder_parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6, msg=name)
+    assert _same(phi0, _snapshot(model.augmenter_parameters()))  # unused, never stepped
+
+
+# ----------------------------------------------------------------------------- DuoRec
+
+
+def test_duorec_same_target_positives(make_setup: Any) -> None:
+    from recsys.models import DuoRec
+
+    config, _, train, _, _ = make_setup(DuoRec)
+    model = DuoRec(config, train.dataset)
+    batch = next(iter(train))
+    feat = train.dataset.inter_feat
+    targets, rows = batch["item_id"], batch[DuoRec.ROW_FIELD]
+    counts = torch.bincount(feat["item_id"], minlength=model.n_items)[targets]
+    seen_other = torch.zeros(len(targets), dtype=torch.bool)
+    for seed in range(20):
+        seq, length = model.same_target(batch, torch.Generator().manual_seed(seed))
+        for i in range(len(targets)):
+            matches = [
+                j for j in range(len(feat))
+                if feat["item_id"][j] == targets[i]
+                and int(feat["item_length"][j]) == int(length[i])
+                and torch.equal(feat["item_id_list"][j], seq[i])
+            ]  # fmt: skip
+            assert matches, i  # a training sequence with the same target
+            if counts[i] > 1:
+                assert any(j != int(rows[i]) for j in matches)  # never itself when others exist
+            seen_other[i] |= any(j != int(rows[i]) for j in matches)
+    assert seen_other[counts > 1].all()
+
+
+@pytest.mark.parametrize("contrast", ["us_x", "us", "un", "su"])
+def test_duorec_loss_composition(make_setup: Any, contrast: str) -> None:
+    from recsys.models import DuoRec
+
+    config, _, train, _, _ = make_setup(
+        DuoRec, contrast=contrast, lmd=0.3, lmd_sem=0.2, tau=0.5,
+        hidden_dropout_prob=0.0, attn_dropout_prob=0.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = DuoRec(config, train.dataset)
+    batch = first_batch(train)
+    torch.manual_seed(5)
+    terms = model.training_terms(batch)
+    torch.manual_seed(5)
+    sem_seq, sem_len = model.same_target(batch)
+    h = model.forward(batch["item_id_list"], batch["item_length"])  # dropout off: h' = h
+    h_sem = model.forward(sem_seq, sem_len)
+    rec = torch.nn.functional.cross_entropy(h @ model.item_embedding.weight.T, batch["item_id"])
+    nce = pair_info_nce(h, h_sem, 0.5)
+    expected = {
+        "us_x": rec + 0.2 * nce,
+        "us": rec + 0.3 * pair_info_nce(h, h, 0.5) + 0.2 * nce,
+        "un": rec + 0.3 * pair_info_nce(h, h, 0.5),
+        "su": rec + 0.2 * nce,
+    }[contrast]
+    torch.testing.assert_close(terms["loss"], expected, rtol=1e-4, atol=1e-4)
+    terms["loss"].backward()
+    for name, p in model.named_parameters():
+        if name != "position_embedding.weight":
+            assert p.grad is not None, name
+            assert torch.isfinite(p.grad).all(), name

@@ -149,7 +149,7 @@ def test_resume_after_an_interruption_equals_an_uninterrupted_run(
     assert [r["epoch"] for r in resumed.history] == [1, 2]
     for (name, p), q in zip(straight.model.named_parameters(), resumed.model.parameters()):
         torch.testing.assert_close(p, q, msg=name)
-    assert straight.history[-1]["loss"] == pytest.approx(resumed.history[-1]["loss"])
+    assert straight.history[-1]["train/loss"] == pytest.approx(resumed.history[-1]["train/loss"])
 
     # both files are plain state_dicts / tensors: torch.load(weights_only=True) works
     weights = torch.load(tmp_path / "a" / "weights.pt", weights_only=True)

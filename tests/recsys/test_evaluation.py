@@ -1,0 +1,76 @@
+"""Seeds, dropout selection on validation, paired tests and per-user files of an evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recsys.config import RecsysConfig, replace
+from recsys.evaluation import evaluate_models
+from recsys.stats import paired_test, per_user_metric
+
+from .conftest import write_sequences
+
+
+def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
+    data = write_sequences(tmp_path / "shop.txt", n_users=30)
+    cfg = replace(
+        RecsysConfig(dataset=str(data), models=("FastSASRec", "SASRec2Step", "DuoRec"),
+                     seeds=(3, 4)),
+        encoder={"dropout_grid": (0.1, 0.5), "inner_size": 32},
+        trainer={"epochs": 1, "batch_size": 16, "max_batches": 2, "device": "cpu",
+                 "progress": False, "threads": 1},
+    )  # fmt: skip
+    out = tmp_path / "run"
+    summaries = evaluate_models(cfg, out, command="contrasuite recsys evaluate ...")
+    results = json.loads((out / "results.json").read_text())
+    assert list(results) == ["FastSASRec", "SASRec2Step", "DuoRec"]
+    for name, entry in results.items():
+        assert {"test", "test_std", "seeds", "valid", "dropout", "dropout_selection"} <= set(entry)
+        assert set(entry["seeds"]) == {"3", "4"}
+        for key, mean in entry["test"].items():
+            values = [entry["seeds"][s]["test"][key] for s in ("3", "4")]
+            assert mean == pytest.approx(np.mean(values))
+            assert entry["test_std"][key] == pytest.approx(np.std(values, ddof=1))
+        # the reported dropout is the one with the best mean validation ndcg@10
+        selection = entry["dropout_selection"]
+        assert entry["dropout"] == float(max(selection, key=selection.get))
+        for seed in (3, 4):
+            for d in ("0.1", "0.5"):
+                folder = out / name / f"seed{seed}_dropout{d}"
+                assert (folder / "weights.pt").exists()
+                settings = json.loads((folder / "settings.json").read_text())
+                assert settings["hidden_dropout_prob"] == float(d)
+                assert settings["seed"] == seed
+    # per-user files re-run the paired test exactly
+    with open(out / "per_user_ndcg@10.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    a = np.array([float(r["FastSASRec"]) for r in rows])
+    b = np.array([float(r["DuoRec"]) for r in rows])
+    saved = json.loads((out / "paired_tests.json").read_text())["tests"]["DuoRec"]
+    again = paired_test(a, b)
+    assert again.as_dict() == pytest.approx(saved)
+    assert a.mean() == pytest.approx(results["FastSASRec"]["test"]["ndcg@10"], abs=1e-3)
+    seed_file = out / "DuoRec" / f"seed3_dropout{summaries['DuoRec'].dropout:g}"
+    with open(seed_file / "per_user_test.csv") as handle:
+        positions = np.array([int(r["position"]) for r in csv.DictReader(handle)])
+    assert per_user_metric(positions, "hit@10").mean() == pytest.approx(
+        results["DuoRec"]["seeds"]["3"]["test"]["hit@10"], abs=1e-4
+    )
+    table = (out / "results.md").read_text()
+    assert "±" in table
+    assert "Paired tests against FastSASRec" in table
+    assert "SASRec on our encoder path" in table
+    assert "two Adam steps" in table
+    assert "contrasuite recsys evaluate ..." in table
+    assert "val/ndcg@10" in (out / "history.csv").read_text().splitlines()[0]
+
+    # a third seed added later: the finished runs are kept
+    before = (out / "DuoRec" / "seed3_dropout0.1" / "metrics.json").read_text()
+    evaluate_models(replace(cfg, seeds=(3, 4, 5), models=("DuoRec",)), out)
+    assert (out / "DuoRec" / "seed3_dropout0.1" / "metrics.json").read_text() == before
+    assert set(json.loads((out / "results.json").read_text())["DuoRec"]["seeds"]) == {"3", "4", "5"}
