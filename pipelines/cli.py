@@ -37,7 +37,6 @@ __all__ = ["COMMAND_MODULES", "DOMAINS", "build_parser", "main"]
 #: Keep them light (argparse only; heavy imports inside the handlers).
 COMMAND_MODULES = (
     "pipelines.demo",  # contrasuite demo
-    "pipelines.showcase_cli",  # contrasuite showcase; demo step "core"
     "pipelines.ecg_cli",  # contrasuite ecg synth|train|evaluate|explain
     "pipelines.recsys_cli",  # contrasuite recsys evaluate
     "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
@@ -46,6 +45,7 @@ COMMAND_MODULES = (
 #: in the order of `contrasuite --help` and of the demo's steps (after the modules above).
 #: Adding a domain is one line here (see pipelines/domain.py and the README).
 DOMAINS: tuple[str, ...] = (
+    "vision.digits.domain",
     "medical.sepclr.domain",
     "vision.sr.domain",
     "medical.prostate.domain",

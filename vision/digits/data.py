@@ -1,7 +1,6 @@
-"""Data, augmentations, encoder and tasks of the core showcase (8x8 handwritten digits).
+"""The digits data: a fixed stratified split of scikit-learn's 8x8 digits, and random views.
 
-The recipe lives here; :mod:`pipelines.showcase` wires it to the config, the shared Trainer and
-the report. Data come from scikit-learn's bundled ``load_digits`` (1,797 images, no network).
+Data come from scikit-learn's bundled ``load_digits`` (1,797 images, no network).
 
 Augmentations are batched torch ops (``affine_grid``/``grid_sample``), so they run on the
 Trainer's device inside the task's step: random resized crop (zoom + aspect), shift, small
@@ -13,26 +12,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from shared.losses import nt_xent, sup_con
-from shared.training import Task
-
-__all__ = [
-    "DigitAugment",
-    "DigitsCNN",
-    "DigitsSplit",
-    "SimCLRTask",
-    "SupConTask",
-    "TwoViewTask",
-    "load_digits_split",
-    "resize",
-]
+__all__ = ["DigitAugment", "DigitsSplit", "load_digits_split", "resize"]
 
 
 @dataclass(frozen=True)
@@ -206,132 +192,3 @@ class DigitAugment(nn.Module):
             )
             views = views.masked_fill((inside & on).unsqueeze(1), 0.0)
         return views
-
-
-class DigitsCNN(nn.Module):
-    """A small CNN encoder for 8x8 or 16x16 grayscale digits (timm's encoder interface).
-
-    Five 3x3 conv + BatchNorm + ReLU layers with two 2x2 max-pools, then global average pooling.
-
-    Args:
-        width: Channels of the first stage (the second has ``2 * width``).
-        num_features: Output features F (channels of the last conv layer).
-
-    Shape:
-        - Input: (B, 1, H, W) with H, W >= 4.
-        - Output of :meth:`forward_features`: (B, num_features).
-
-    Examples:
-        >>> DigitsCNN(8, 16).forward_features(torch.rand(2, 1, 16, 16)).shape
-        torch.Size([2, 16])
-    """
-
-    def __init__(self, width: int = 32, num_features: int = 128) -> None:
-        super().__init__()
-        if width < 1 or num_features < 1:
-            raise ValueError(
-                f"Expected `width` and `num_features` >= 1, but got {width} and {num_features}."
-            )
-
-        def block(c_in: int, c_out: int) -> list[nn.Module]:
-            return [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-            ]
-
-        self.features = nn.Sequential(
-            *block(1, width),
-            *block(width, width),
-            nn.MaxPool2d(2),
-            *block(width, 2 * width),
-            *block(2 * width, 2 * width),
-            nn.MaxPool2d(2),
-            *block(2 * width, num_features),
-            nn.AdaptiveAvgPool2d(1),
-            nn.Flatten(),
-        )
-        self.num_features = num_features
-
-    def forward_features(self, x: Tensor) -> Tensor:
-        """Pooled features. Shape: (B, 1, H, W) -> (B, num_features)."""
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise ValueError(f"Expected `x` to have shape (B, 1, H, W), but got {tuple(x.shape)}.")
-        out: Tensor = self.features(x)
-        return out
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Same as :meth:`forward_features`."""
-        return self.forward_features(x)
-
-
-class TwoViewTask(Task):
-    """Encoder + projection head trained on two random views of each image.
-
-    Subclasses define the loss in :meth:`training_step`.
-
-    Args:
-        encoder: The encoder.
-        head: The projection head (``encoder.num_features`` -> D).
-        augment: Draws the views.
-        temperature: The loss temperature (> 0).
-
-    Raises:
-        ValueError: If ``temperature <= 0``.
-    """
-
-    def __init__(
-        self, encoder: DigitsCNN, head: nn.Module, augment: DigitAugment, temperature: float
-    ) -> None:
-        super().__init__()
-        if not temperature > 0:
-            raise ValueError(f"Expected `temperature` to be > 0, but got {temperature}.")
-        self.encoder, self.head, self.augment = encoder, head, augment
-        self.temperature = temperature
-
-    def project(self, x: Tensor) -> Tensor:
-        """Projections of a batch of views. Shape: (B, 1, H, W) -> (B, D)."""
-        out: Tensor = self.head(self.encoder.forward_features(x))
-        return out
-
-    def two_views(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Project two random views of every image, in one forward pass (shared BN stats)."""
-        z = self.project(torch.cat([self.augment(x), self.augment(x)]))
-        z1, z2 = z.chunk(2)
-        return z1, z2
-
-
-class SimCLRTask(TwoViewTask):
-    """SimCLR (Chen et al., ICML 2020): NT-Xent between two views; labels are ignored.
-
-    Args:
-        encoder: The encoder.
-        head: The projection head (``encoder.num_features`` -> D).
-        augment: Draws the views.
-        temperature: NT-Xent temperature.
-    """
-
-    def training_step(self, batch: Any) -> dict[str, Tensor]:
-        """Loss of one batch ``(images (B, 1, 8, 8), labels (B,))``."""
-        x, _ = batch
-        z1, z2 = self.two_views(x)
-        loss = nt_xent(z1, z2, self.temperature)
-        return {"loss": loss, "loss/nt_xent": loss.detach()}
-
-
-class SupConTask(TwoViewTask):
-    """Supervised contrastive learning (Khosla et al., NeurIPS 2020) on two views per image.
-
-    Args:
-        encoder: The encoder.
-        head: The projection head (``encoder.num_features`` -> D).
-        augment: Draws the views.
-        temperature: SupCon temperature.
-    """
-
-    def training_step(self, batch: Any) -> dict[str, Tensor]:
-        """Loss of one batch ``(images (B, 1, 8, 8), labels (B,))``."""
-        x, y = batch
-        z1, z2 = self.two_views(x)
-        loss = sup_con(torch.stack([z1, z2], dim=1), y, self.temperature)
-        return {"loss": loss, "loss/sup_con": loss.detach()}
