@@ -51,6 +51,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _NIFTI = (".nii", ".nii.gz")
+_RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))
 
 
 @dataclass(frozen=True)
@@ -386,7 +387,7 @@ def _deterministic(cfg: DataConfig, with_label: bool, clip_mm: float) -> list[An
     ops: list[Any] = [
         mt.LoadImaged(keys=keys, ensure_channel_first=True, image_only=True),
         mt.Lambdad(keys="image", func=_first_channel),
-        mt.Orientationd(keys=keys, axcodes="RAS"),
+        mt.Orientationd(keys=keys, axcodes="RAS", labels=_RAS_LABELS),
         mt.Spacingd(
             keys=keys,
             pixdim=cfg.spacing,

@@ -1,0 +1,67 @@
+import nibabel as nib
+import numpy as np
+import torch
+from torch import nn
+
+from medical.prostate.config import DataConfig
+from medical.prostate.infer import keep_largest_component, predict_case, write_label
+from medical.prostate.phantom import procedural_label
+
+
+class Oracle(nn.Module):
+    """Reads the class back from an image whose intensity is label / 4 (after scaling)."""
+
+    def predict_proba(self, x):
+        cls = torch.round(x[:, 0] * 4).long().clamp(0, 4)
+        return nn.functional.one_hot(cls, 5).permute(0, 4, 1, 2, 3).float()
+
+
+def test_predicted_map_lies_on_the_source_grid(tmp_path):
+    # An LPS affine (x and y flipped) with an offset: Orientationd must flip, Invertd undo it.
+    label = procedural_label((24, 20, 6), (2.0, 2.0, 6.0), np.random.default_rng(3))
+    assert set(np.unique(label).tolist()) == {0, 1, 2, 3, 4}
+    affine = np.diag([-2.0, -2.0, 6.0, 1.0])
+    affine[:3, 3] = [40.0, 30.0, -12.0]
+    src = nib.Nifti1Image(label.astype(np.float32), affine)
+    src.header.set_qform(affine, code=1)
+    src.header.set_sform(affine, code=2)
+    src.header["descrip"] = b"source"
+    path = tmp_path / "case.nii.gz"
+    nib.save(src, str(path))
+    cfg = DataConfig(spacing=(2.0, 2.0, 6.0), roi=(16, 16, 4), percentiles=(0.0, 100.0))
+    pred, source = predict_case(Oracle(), path, cfg, postprocess=False)
+    assert pred.shape == label.shape
+    assert np.array_equal(pred, label)  # voxel-exact alignment after RAS + inverse
+    out = write_label(pred, source, tmp_path / "case_zones.nii.gz")
+    back = nib.load(str(out))
+    assert np.allclose(back.affine, affine)
+    assert np.allclose(back.get_qform(), affine)
+    assert np.allclose(back.get_sform(), affine)
+    assert int(back.header["qform_code"]) == 1
+    assert int(back.header["sform_code"]) == 2
+    assert back.header["descrip"].tobytes().rstrip(b"\0") == b"source"
+    assert back.get_data_dtype() == np.uint8
+    assert np.array_equal(np.asarray(back.dataobj), label)
+    assert nib.aff2axcodes(back.affine) == nib.aff2axcodes(affine)
+
+
+def test_predict_handles_4d_image_and_resampling(tmp_path):
+    label = procedural_label((24, 24, 6), (2.0, 2.0, 6.0), np.random.default_rng(4))
+    image = np.stack([label.astype(np.float32), np.zeros_like(label, np.float32)], axis=-1)
+    affine = np.diag([2.0, 2.0, 6.0, 1.0])
+    nib.save(nib.Nifti1Image(image, affine), str(tmp_path / "four.nii.gz"))
+    cfg = DataConfig(spacing=(1.0, 1.0, 6.0), roi=(16, 16, 4), percentiles=(0.0, 100.0))
+    pred, _source = predict_case(Oracle(), tmp_path / "four.nii.gz", cfg, postprocess=False)
+    assert pred.shape == label.shape
+    assert (pred == label).mean() > 0.97  # resampled to 1 mm and back
+
+
+def test_keep_largest_component():
+    x = np.zeros((6, 6, 2), np.uint8)
+    x[0, 0, 0] = 3
+    x[3:6, 3:6, :] = 3
+    x[0:2, 4:6, 0] = 1
+    y = keep_largest_component(x)
+    assert y[0, 0, 0] == 0
+    assert (y == 3).sum() == 18
+    assert (y == 1).sum() == 4
