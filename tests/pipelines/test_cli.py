@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _command_paths() -> list[tuple[str, ...]]:
-    """Every command path of the parser: (), ("demo",), ("showcase",), ("ecg", "train"), ..."""
+    """Every command path of the parser: (), ("demo",), ("digits",), ("digits", "train"), ..."""
     paths: list[tuple[str, ...]] = []
 
     def walk(parser: argparse.ArgumentParser, prefix: tuple[str, ...]) -> None:
@@ -54,7 +54,7 @@ def test_every_registered_command_is_listed(cli):
     from pipelines.common import COMMANDS
 
     out = cli("--help").out
-    assert set(COMMANDS.names()) >= {"demo", "showcase"}
+    assert set(COMMANDS.names()) >= {"demo", "digits"}
     for name in COMMANDS.names():
         assert name in out
 
@@ -100,7 +100,7 @@ def test_unknown_command_suggests_the_closest(cli):
 
 
 def test_unknown_option_names_it_and_suggests(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path / "run"), "--epoch", "3")
+    result = cli("digits", "train", "--out", str(tmp_path / "run"), "--epoch", "3")
     assert result.code == 2
     line = _one_line_error(result.err)
     assert "--epoch" in line
@@ -115,19 +115,19 @@ def test_unknown_option_of_demo(cli, tmp_path):
 
 
 def test_bad_option_value(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path), "--epochs", "0")
+    result = cli("digits", "train", "--out", str(tmp_path), "--epochs", "0")
     assert result.code == 2
     assert "--epochs" in _one_line_error(result.err)
 
 
 def test_missing_required_out(cli):
-    result = cli("showcase")
+    result = cli("digits", "train")
     assert result.code == 2
     assert "--out" in _one_line_error(result.err)
 
 
 def test_unknown_config_key_names_the_closest(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path / "run"), "trainer.epoch=3")
+    result = cli("digits", "train", "--out", str(tmp_path / "run"), "trainer.epoch=3")
     assert result.code == 2
     line = _one_line_error(result.err)
     assert "trainer.epoch" in line
@@ -136,7 +136,7 @@ def test_unknown_config_key_names_the_closest(cli, tmp_path):
 
 
 def test_override_with_a_wrong_type(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path), "trainer.epochs=many")
+    result = cli("digits", "train", "--out", str(tmp_path), "trainer.epochs=many")
     assert result.code == 2
     line = _one_line_error(result.err)
     assert "trainer.epochs" in line
@@ -144,14 +144,14 @@ def test_override_with_a_wrong_type(cli, tmp_path):
 
 
 def test_setting_without_equals_sign(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path), "trainer.epochs")
+    result = cli("digits", "train", "--out", str(tmp_path), "trainer.epochs")
     assert result.code == 2
     assert "KEY=VALUE" in _one_line_error(result.err)
 
 
 def test_missing_config_file(cli, tmp_path):
     missing = tmp_path / "nope.yaml"
-    result = cli("showcase", "--out", str(tmp_path / "run"), "--config", str(missing))
+    result = cli("digits", "train", "--out", str(tmp_path / "run"), "--config", str(missing))
     assert result.code == 2
     assert str(missing) in _one_line_error(result.err)
     assert not (tmp_path / "run").exists()
@@ -174,7 +174,7 @@ def test_bad_config_file(cli, tmp_path, text, expected):
     out = tmp_path / "run"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    result = cli("showcase", "--out", str(out), "--config", str(config))
+    result = cli("digits", "train", "--out", str(out), "--config", str(config))
     assert result.code == 2
     line = _one_line_error(result.err)
     assert "bad.yaml" in line
@@ -184,9 +184,9 @@ def test_bad_config_file(cli, tmp_path, text, expected):
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-@pytest.mark.parametrize("command", ["showcase", "demo"])
+@pytest.mark.parametrize("command", [("digits", "train"), ("demo",)], ids=" ".join)
 def test_cuda_without_a_gpu(cli, tmp_path, command):
-    result = cli(command, "--out", str(tmp_path / "run"), "--device", "cuda")
+    result = cli(*command, "--out", str(tmp_path / "run"), "--device", "cuda")
     assert result.code == 2
     line = _one_line_error(result.err)
     assert "cuda" in line.lower()
@@ -195,19 +195,19 @@ def test_cuda_without_a_gpu(cli, tmp_path, command):
 
 
 def test_unknown_demo_step(cli, tmp_path):
-    result = cli("demo", "--out", str(tmp_path / "d"), "--steps", "cor")
+    result = cli("demo", "--out", str(tmp_path / "d"), "--steps", "digit")
     assert result.code == 2
     line = _one_line_error(result.err)
-    assert "'cor'" in line
-    assert "core" in line
-    assert "Did you mean 'core'" in line
+    assert "'digit'" in line
+    assert "digits" in line
+    assert "Did you mean 'digits'" in line
     assert not (tmp_path / "d").exists()
 
 
 def test_demo_list(cli):
     result = cli("demo", "--list")
     assert result.code == 0
-    assert "core" in result.out
+    assert "digits" in result.out
 
 
 def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
@@ -216,7 +216,8 @@ def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
         "batch_size: 32\ntrainer:\n  epochs: 7\n  lr: 0.5\n  seed: 5\nprobe:\n  cs: [0.5, 2]\n"
     )
     result = cli(
-        "showcase",
+        "digits",
+        "train",
         "--out",
         str(tmp_path),
         "--config",
@@ -235,27 +236,35 @@ def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
     assert cfg["trainer"]["seed"] == 5  # an option not given leaves the file's value
     assert cfg["batch_size"] == 32
     assert cfg["probe"]["cs"] == [0.5, 2.0]
-    # nested defaults of the showcase survive a file that sets only some trainer keys
+    # nested defaults of the digits config survive a file that sets only some trainer keys
     assert cfg["trainer"]["scheduler"] == "cosine"
     assert cfg["trainer"]["weights"] == "last"
     assert list(tmp_path.iterdir()) == [config]  # --print-config writes nothing
 
 
 def test_defaults_seed_and_device(cli, tmp_path):
-    result = cli("showcase", "--out", str(tmp_path), "--print-config")
+    result = cli("digits", "train", "--out", str(tmp_path), "--print-config")
     import yaml
 
     cfg = yaml.safe_load(result.out)
     assert cfg["trainer"]["seed"] == 2020
     assert cfg["trainer"]["device"] == "auto"
     assert cfg["trainer"]["progress"] is True
-    quiet = yaml.safe_load(cli("showcase", "-q", "--out", str(tmp_path), "--print-config").out)
+    quiet = yaml.safe_load(
+        cli("digits", "train", "-q", "--out", str(tmp_path), "--print-config").out
+    )
     assert quiet["trainer"]["progress"] is False
 
 
 def test_settings_between_options_are_accepted(cli, tmp_path):
     result = cli(
-        "showcase", "trainer.lr=0.125", "--out", str(tmp_path), "batch_size=16", "--print-config"
+        "digits",
+        "train",
+        "trainer.lr=0.125",
+        "--out",
+        str(tmp_path),
+        "batch_size=16",
+        "--print-config",
     )
     assert result.code == 0, result.err
     assert "lr: 0.125" in result.out
@@ -263,26 +272,26 @@ def test_settings_between_options_are_accepted(cli, tmp_path):
 
 
 def test_internal_error_exits_1_without_traceback(cli, tmp_path, monkeypatch):
-    import pipelines.showcase
+    import vision.digits.pipeline
 
     def boom(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(pipelines.showcase, "run_showcase", boom)
+    monkeypatch.setattr(vision.digits.pipeline, "train_digits", boom)
     monkeypatch.delenv("CONTRASUITE_DEBUG", raising=False)
-    result = cli("showcase", "--out", str(tmp_path))
+    result = cli("digits", "train", "--out", str(tmp_path))
     assert result.code == 1
     line = _one_line_error(result.err)
     assert "RuntimeError: boom" in line
     assert "--debug" in line
 
-    result = cli("showcase", "--debug", "--out", str(tmp_path))
+    result = cli("digits", "train", "--debug", "--out", str(tmp_path))
     assert result.code == 1
     assert "Traceback" in result.err
     assert "RuntimeError: boom" in result.err
 
     monkeypatch.setenv("CONTRASUITE_DEBUG", "1")
-    result = cli("showcase", "--out", str(tmp_path))
+    result = cli("digits", "train", "--out", str(tmp_path))
     assert "Traceback" in result.err
 
 
@@ -299,7 +308,8 @@ def test_subprocess_error_is_one_line_and_exit_2(tmp_path):
             sys.executable,
             "-m",
             "pipelines",
-            "showcase",
+            "digits",
+            "train",
             "--out",
             str(tmp_path),
             "--config",

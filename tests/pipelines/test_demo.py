@@ -14,25 +14,26 @@ RUN_FILES = {"config.yaml", "metrics.json", "history.csv", "log.txt", "weights.p
 
 
 def _check_demo_folder(out: Path, suffix: str, min_acc: float) -> dict:
+    run_name = f"run{suffix}"
     index = (out / "index.html").read_text()
     assert index.startswith("<!DOCTYPE html>")
-    assert 'href="core/report.html"' in index
+    assert f'href="digits/{run_name}/report.html"' in index
     assert "data:image/png;base64," in index  # the embedding plot, embedded
     assert "linear probe acc" in index
     assert "uniformity" in index
     summary = json.loads((out / "demo.json").read_text())
-    assert summary["steps"]["core"]["status"] == "ok"
-    core = out / "core"
-    assert {"report.html", "metrics.json", "config.yaml", "embedding.png"} <= {
-        p.name for p in core.iterdir()
+    assert summary["steps"]["digits"]["status"] == "ok"
+    run = out / "digits" / run_name
+    assert {"report.html", "metrics.json", "config.yaml", "embedding.png", "results.md"} <= {
+        p.name for p in run.iterdir()
     }
     for method in ("simclr", "supcon"):
-        run = core / f"{method}{suffix}"
-        assert RUN_FILES <= {p.name for p in run.iterdir()}, run
-        weights = torch.load(run / "weights.pt", weights_only=True)
+        stage = run / method
+        assert RUN_FILES <= {p.name for p in stage.iterdir()}, stage
+        weights = torch.load(stage / "weights.pt", weights_only=True)
         assert any(k.startswith("encoder.") for k in weights)
-        torch.load(run / "state.pt", weights_only=True)
-    metrics = json.loads((core / "metrics.json").read_text())["probe"]
+        torch.load(stage / "state.pt", weights_only=True)
+    metrics = json.loads((run / "metrics.json").read_text())["probe"]
     for name in ("pixels", "simclr", "supcon"):
         assert metrics[name]["probe_acc"] > min_acc, (name, metrics[name])  # chance is 0.1
         assert metrics[name]["alignment"] >= 0
@@ -40,35 +41,20 @@ def _check_demo_folder(out: Path, suffix: str, min_acc: float) -> dict:
 
 
 def test_demo_smoke_end_to_end_and_rerun(cli, tmp_path):
-    # The core step only: the domain steps have their own end-to-end tests (and take minutes).
+    # The digits step only: the other steps have their own end-to-end tests (and take minutes).
     out = tmp_path / "demo"
-    result = cli("demo", "--smoke", "-q", "--steps", "core", "--out", str(out))
+    result = cli("demo", "--smoke", "-q", "--steps", "digits", "--out", str(out))
     assert result.code == 0, result.err
     first = _check_demo_folder(out, "-smoke", 0.5)
-    history = (out / "core" / "simclr-smoke" / "history.csv").read_text()
+    history = (out / "digits" / "run-smoke" / "simclr" / "history.csv").read_text()
 
     # Again into the same folder: the finished runs are reused, not retrained.
-    result = cli("demo", "--smoke", "-q", "--steps", "core", "--out", str(out))
+    result = cli("demo", "--smoke", "-q", "--steps", "digits", "--out", str(out))
     assert result.code == 0, result.err
     second = _check_demo_folder(out, "-smoke", 0.5)
-    assert (out / "core" / "simclr-smoke" / "history.csv").read_text() == history
+    assert (out / "digits" / "run-smoke" / "simclr" / "history.csv").read_text() == history
     for name in ("simclr", "supcon"):
         assert second[name]["probe_acc"] == pytest.approx(first[name]["probe_acc"])
-
-
-def test_showcase_refuses_a_run_folder_of_another_config(cli, tmp_path):
-    out = tmp_path / "run"
-    assert cli("showcase", "--smoke", "-q", "--out", str(out), "methods=simclr").code == 0
-    weights = (out / "simclr" / "weights.pt").read_bytes()
-    metrics = (out / "metrics.json").read_text()
-    result = cli("showcase", "--smoke", "-q", "--out", str(out), "methods=simclr", "trainer.lr=0.1")
-    assert result.code == 2
-    lines = [ln for ln in result.err.splitlines() if ln.strip()]
-    assert lines[-1].startswith("contrasuite: error: ")
-    assert "different config" in lines[-1]
-    assert "Traceback" not in result.err
-    assert (out / "simclr" / "weights.pt").read_bytes() == weights  # nothing lost
-    assert (out / "metrics.json").read_text() == metrics
 
 
 def test_a_failing_step_is_reported_and_the_others_still_run(cli, tmp_path, monkeypatch):
@@ -132,8 +118,7 @@ def test_demo_out_must_be_a_folder(cli, tmp_path):
 def test_every_domain_has_a_demo_step():
     import pipelines.cli  # noqa: F401
 
-    assert DEMO_STEPS.names()[0] == "core"
-    assert {"ecg", "recsys"} <= set(DEMO_STEPS.names())
+    assert {"digits", "ecg", "recsys"} <= set(DEMO_STEPS.names())
 
 
 @pytest.mark.slow
@@ -152,7 +137,7 @@ def test_demo_smoke_every_step(cli, tmp_path):
 @pytest.mark.slow
 def test_demo_quick_numbers_mean_something(cli, tmp_path):
     out = tmp_path / "demo"
-    result = cli("demo", "--quick", "-q", "--steps", "core", "--out", str(out))
+    result = cli("demo", "--quick", "-q", "--steps", "digits", "--out", str(out))
     assert result.code == 0, result.err
     metrics = _check_demo_folder(out, "-quick", 0.9)
     assert metrics["supcon"]["probe_acc"] >= metrics["pixels"]["probe_acc"]
