@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import hashlib
 import logging
 import math
 import os
@@ -654,7 +655,7 @@ def read_record(
         RecordError: If the header or signal file is missing or unreadable, the header lists
             another number of leads, other lead names, another sampling rate or length, or
             units other than mV, the ``.dat`` file is shorter than the header says, or a sample
-            is NaN (the WFDB "no value" sample).
+            is not finite (NaN, the WFDB "no value" sample, or infinite, e.g. from a zero gain).
     """
     root = Path(data_dir)
     hea, _ = _record_files(root, record)
@@ -686,13 +687,15 @@ def read_record(
     signal = np.asarray(rec.p_signal, dtype=np.float32)
     if signal.shape != (length, n_sig):
         raise fail(f"expected {length} x {n_sig} samples, but read {signal.shape}.")
-    nan = np.isnan(signal)
-    if nan.any():
-        sample, lead = (int(v) for v in np.argwhere(nan)[0])
+    bad = ~np.isfinite(signal)
+    if bad.any():
+        sample, lead = (int(v) for v in np.argwhere(bad)[0])
+        value = signal[sample, lead]
+        what = "no value (NaN)" if np.isnan(value) else f"an infinite value ({value})"
+        hint = "" if np.isnan(value) else " (is the header's gain 0 or the unit wrong?)"
         raise fail(
-            f"expected finite samples, but lead {names[lead]} has no value (NaN) at "
-            f"sample {sample} ({sample / sampling_rate:.2f} s); {int(nan.sum())} NaN "
-            "samples in all."
+            f"expected finite samples, but lead {names[lead]} has {what} at sample {sample} "
+            f"({sample / sampling_rate:.2f} s); {int(bad.sum())} non-finite samples in all{hint}."
         )
     order = [upper.index(w) for w in wanted]
     return np.ascontiguousarray(signal[:, order].T)
@@ -730,6 +733,9 @@ class PTBXL(torch.utils.data.Dataset):
         std: Shape (12,), float32: the per-lead training-fold std divided by, or ``None``.
         data_dir: The PTB-XL folder.
         cache_file: The ``.npy`` file ``signals`` maps, or ``None``.
+        fingerprint: A content hash of the data set (both csv files and every record's
+            preprocessed samples): the same for a copy of the folder elsewhere, different as
+            soon as a label or a sample differs.
     """
 
     signals: np.ndarray
@@ -747,6 +753,7 @@ class PTBXL(torch.utils.data.Dataset):
     std: np.ndarray | None = None
     data_dir: Path | None = None
     cache_file: Path | None = None
+    fingerprint: str = ""
     _rows: tuple[int, int] | None = dataclasses.field(default=None, repr=False)
 
     def __len__(self) -> int:
@@ -899,6 +906,14 @@ def _standardization_stats(signals: np.ndarray, rows: np.ndarray) -> tuple[np.nd
     std = np.sqrt(np.maximum(total_sq / count - mean**2, 0.0))
     std[std < 1e-8] = 1.0  # a flat lead: leave its scale alone (scikit-learn's rule)
     return mean.astype(np.float32), std.astype(np.float32)
+
+
+def _content_hash(signals: np.ndarray) -> str:
+    """SHA-1 of an array's shape and bytes, read in blocks (works on a memory map)."""
+    digest = hashlib.sha1(f"{signals.shape}:{signals.dtype}".encode())
+    for i in range(0, len(signals), 512):
+        digest.update(np.ascontiguousarray(signals[i : i + 512]).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def _read_all(
@@ -1055,6 +1070,7 @@ def load_ptbxl(
     name = f"ptbxl-{sampling_rate}hz-{stable_hash(key_parts)}"
     signals: np.ndarray | None = None
     cache_file: Path | None = None
+    content: str | None = None
     if store is not None:
         hit = store.load(name)
         if hit is not None and hit[1].get("fingerprint") != fingerprint:
@@ -1065,6 +1081,7 @@ def load_ptbxl(
             hit = None
         if hit is not None:
             signals, cache_file = hit[0], store.array_path(name)
+            content = hit[1].get("content")
         else:
             logger.info(
                 "reading %d PTB-XL records from %s into the cache %s",
@@ -1081,6 +1098,7 @@ def load_ptbxl(
             try:
                 with store.writer(name, shape, np.float32, meta) as out:
                     _read_all(root, records, ecg_ids, sampling_rate, cutoff, out, progress)
+                    meta["content"] = content = _content_hash(out)
             except OSError as exc:
                 logger.warning(
                     "cannot write the cache in %s (%s); reading into memory", store.folder, exc
@@ -1092,6 +1110,16 @@ def load_ptbxl(
     if signals is None:
         signals = np.zeros(shape, dtype=np.float32)
         _read_all(root, records, ecg_ids, sampling_rate, cutoff, signals, progress)
+    if content is None:
+        content = _content_hash(signals)
+    fingerprint_of_data = stable_hash(
+        {
+            "database_sha256": key_parts["database_sha256"],
+            "statements_sha256": file_sha256(root / "scp_statements.csv"),
+            "ecg_ids": stable_hash(ecg_ids.tolist()),
+            "signals": content,
+        }
+    )
 
     labels, names = label_matrix(
         list(database["scp_codes"]), statements, label_set, min_likelihood=min_likelihood
@@ -1183,5 +1211,6 @@ def load_ptbxl(
         std=std,
         data_dir=root,
         cache_file=cache_file,
+        fingerprint=fingerprint_of_data,
         _rows=(0, len(ecg_ids)) if cache_file is not None else None,
     )

@@ -24,21 +24,20 @@ file. The batch mode writes one report per ECG and an ``index.html`` linking the
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
 from medical.ecg.evaluate import sigmoid
 from medical.ecg.model import ProtoECGNet
+from medical.ecg.plots import LEADS, lead_index, strip_png, twelve_lead_png
 from medical.ecg.train import ECGArrays, LoadedRun, load_data, load_run
 from shared.errors import InputError
 from shared.io import atomic_write_text
@@ -46,15 +45,6 @@ from shared.io import atomic_write_text
 __all__ = ["ExplainOptions", "explain", "render_report", "twelve_lead_png"]
 
 logger = logging.getLogger(__name__)
-
-MM_PER_S = 25.0
-MM_PER_MV = 10.0
-_DPI = 101.6  # 4 px per mm at 100 % zoom
-_LEADS = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
-_LAYOUT = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
-_GRID_MINOR = "#f6c6c6"
-_GRID_MAJOR = "#e58a8a"
-_HIGHLIGHT = "#3b82f6"
 
 
 @dataclass(frozen=True)
@@ -76,161 +66,6 @@ class ExplainOptions:
     context_s: float = 0.6
     min_probability: float = 0.1
     max_listed: int = 12
-
-
-# ----------------------------------------------------------------------------- drawing
-
-
-def _figure(width_mm: float, height_mm: float) -> tuple[Any, Any]:
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width_mm / 25.4, height_mm / 25.4), dpi=_DPI)
-    ax = fig.add_axes((0, 0, 1, 1))
-    ax.set_xlim(0, width_mm)
-    ax.set_ylim(0, height_mm)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    return fig, ax
-
-
-def _grid(ax: Any, x0: float, x1: float, y0: float, y1: float) -> None:
-    from matplotlib.collections import LineCollection
-
-    for step, color, lw in ((1.0, _GRID_MINOR, 0.35), (5.0, _GRID_MAJOR, 0.7)):
-        xs = np.arange(x0, x1 + 1e-6, step)
-        ys = np.arange(y0, y1 + 1e-6, step)
-        segs = [((x, y0), (x, y1)) for x in xs] + [((x0, y), (x1, y)) for y in ys]
-        ax.add_collection(LineCollection(segs, colors=color, linewidths=lw, zorder=0))
-
-
-def _calibration(ax: Any, x: float, baseline: float) -> float:
-    """Draw a 1 mV, 0.2 s calibration pulse; return where the trace may start (mm)."""
-    w = 0.2 * MM_PER_S
-    ax.plot(
-        [x, x + 1, x + 1, x + 1 + w, x + 1 + w, x + 2 + w],
-        [baseline, baseline, baseline + MM_PER_MV, baseline + MM_PER_MV, baseline, baseline],
-        color="black",
-        lw=0.8,
-        zorder=3,
-    )
-    return x + 2 + w + 1
-
-
-def _trace(ax: Any, sig: np.ndarray, fs: float, x0: float, baseline: float) -> None:
-    t_mm = np.arange(len(sig)) / fs * MM_PER_S
-    ax.plot(x0 + t_mm, baseline + sig * MM_PER_MV, color="black", lw=0.7, zorder=3)
-
-
-def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def _lead_index(lead_names: Sequence[str]) -> dict[str, int]:
-    return {str(n).upper(): i for i, n in enumerate(lead_names)}
-
-
-def twelve_lead_png(signal: np.ndarray, fs: float, lead_names: Sequence[str] = _LEADS) -> str:
-    """The 12-lead ECG as on paper: 3 x 4 leads of 2.5 s, and a 10 s lead II rhythm strip.
-
-    25 mm/s, 10 mm/mV, 1 mm and 5 mm grid lines, a 1 mV calibration pulse per row.
-
-    Args:
-        signal: Shape: (12, T), float, in mV.
-        fs: Sampling rate in Hz.
-        lead_names: Names of the 12 rows of ``signal``.
-
-    Returns:
-        A ``data:image/png;base64,...`` URI.
-    """
-    idx = _lead_index(lead_names)
-    seconds = signal.shape[1] / fs
-    row_h = 30.0
-    left = 12.0
-    width = left + seconds * MM_PER_S + 4
-    height = row_h * 4 + 6
-    fig, ax = _figure(width, height)
-    _grid(ax, 0, width, 0, height)
-    col_s = seconds / 4
-    for r, row in enumerate([*_LAYOUT, ("II",)]):
-        baseline = height - row_h * (r + 0.6)
-        x = _calibration(ax, 1.0, baseline)
-        x = max(x, left)
-        for c, lead in enumerate(row):
-            i = idx.get(lead.upper())
-            if i is None:
-                continue
-            if len(row) == 1:
-                seg, start = signal[i], 0.0
-            else:
-                a, b = round(c * col_s * fs), round((c + 1) * col_s * fs)
-                seg, start = signal[i, a:b], c * col_s
-            _trace(ax, seg, fs, x + start * MM_PER_S, baseline)
-            ax.text(x + start * MM_PER_S + 1, baseline + 9, lead, fontsize=7, zorder=4)
-            if c > 0:
-                sx = x + start * MM_PER_S
-                ax.plot([sx, sx], [baseline - 3, baseline + 3], color="black", lw=0.8, zorder=4)
-    return _png(fig)
-
-
-def strip_png(
-    signal: np.ndarray,
-    fs: float,
-    start_s: float,
-    end_s: float,
-    highlight: tuple[float, float] | None,
-    leads: Sequence[int],
-    lead_names: Sequence[str] = _LEADS,
-    spacing_mv: float = 1.4,
-) -> str:
-    """Stacked leads over ``[start_s, end_s]`` on the paper grid, a window highlighted.
-
-    Args:
-        signal: Shape: (12, T), float, in mV.
-        fs: Sampling rate in Hz.
-        start_s: First second shown.
-        end_s: Last second shown.
-        highlight: ``(from_s, to_s)`` shaded and outlined, or ``None``.
-        leads: Rows of ``signal`` to draw, top to bottom.
-        lead_names: Names of the rows.
-        spacing_mv: Vertical distance between leads (mV).
-
-    Returns:
-        A ``data:image/png;base64,...`` URI.
-    """
-    from matplotlib.patches import Rectangle
-
-    a, b = max(0, round(start_s * fs)), min(signal.shape[1], round(end_s * fs))
-    row_h = spacing_mv * MM_PER_MV
-    left = 10.0
-    width = left + (b - a) / fs * MM_PER_S + 2
-    height = row_h * len(leads) + 4
-    fig, ax = _figure(width, height)
-    _grid(ax, 0, width, 0, height)
-    if highlight is not None:
-        h0 = left + (max(highlight[0], a / fs) - a / fs) * MM_PER_S
-        h1 = left + (min(highlight[1], b / fs) - a / fs) * MM_PER_S
-        ax.add_patch(
-            Rectangle(
-                (h0, 0.5),
-                h1 - h0,
-                height - 1,
-                facecolor=_HIGHLIGHT,
-                alpha=0.13,
-                edgecolor=_HIGHLIGHT,
-                lw=1.2,
-                zorder=1,
-            )
-        )
-    for k, i in enumerate(leads):
-        baseline = height - 2 - row_h * (k + 0.55)
-        _trace(ax, signal[i, a:b], fs, left, baseline)
-        ax.text(1, baseline - 1, str(lead_names[i]), fontsize=6.5, zorder=4)
-    return _png(fig)
 
 
 # ----------------------------------------------------------------------------- content
@@ -269,62 +104,120 @@ def _signal_mv(data: ECGArrays, row: int) -> np.ndarray:
     return np.array(data.signals[row], dtype=np.float32)
 
 
+def _names(data: ECGArrays) -> Sequence[str]:
+    return data.dataset.lead_names if data.dataset is not None else LEADS
+
+
 @dataclass
 class _Evidence:
+    """One prototype's part in one statement's logit."""
+
     branch: str
     prototype: int
     column: int
-    similarity: float
-    contribution: float
+    similarity: float  # raw, on the branch's scale
+    train_mean: float  # mean raw similarity over the training ECGs
+    z: float  # (similarity - train_mean) / training std
+    percentile: float | None  # standing among the training ECGs, 0-100
+    weight: float  # fusion weight of this prototype for the statement
+    contribution: float  # its term in the logit, relative to an average training ECG
     window: int
     patient: tuple[float, float]
     record: dict[str, Any]
 
+    @property
+    def resembles(self) -> bool:
+        """Whether the similarity is at or above the training average."""
+        return self.similarity >= self.train_mean
+
 
 @torch.no_grad()
-def _analyse(model: ProtoECGNet, x: torch.Tensor) -> dict[str, Any]:
+def _analyse(run: LoadedRun, x: torch.Tensor) -> dict[str, Any]:
+    """Logits, probabilities and each prototype's contribution for one ECG.
+
+    ``contrib[c, j] = W[c, j] * (s_j - m_j) / d_j`` with ``m``, ``d`` the fusion layer's
+    standardization (training mean and std). With the official raw fusion input ``d = 1`` and
+    ``m`` is the training mean of ``s_j``; ``baseline[c] = b_c + sum_j W[c, j] * m_j / d_j`` is
+    then the logit of an ECG whose every similarity sits at its training mean, and
+    ``logit = baseline + contrib.sum(-1)`` exactly in both settings.
+    """
+    model = run.model
+    assert isinstance(model, ProtoECGNet)
     out = model(x[None])
     logits = out.logits[0].double().numpy()
-    probs = sigmoid(logits)
-    contrib = model.contributions(out.similarities)[0].numpy()  # (C, P)
-    best_window = {
-        n: o.window_similarities[0].argmax(dim=-1).numpy() for n, o in out.branches.items()
-    }
+    sims = out.similarities[0].double().numpy()
+    weight = model.fusion.weight.detach().double().numpy()
+    mean = model.fusion_mean.double().numpy()
+    scale = model.fusion_std.double().numpy()
+    stats = run.similarity_stats
+    if stats is not None:
+        train_mean = stats["mean"].double().numpy()
+        train_std = stats["std"].double().numpy()
+        quantiles: np.ndarray | None = stats["quantiles"].double().numpy()
+    else:  # a run without recorded statistics: the fusion layer's own
+        train_mean, train_std, quantiles = mean, scale, None
+    standardized = bool(np.any(mean != 0) or np.any(scale != 1))
+    centre = mean if standardized else train_mean
+    contrib = weight * ((sims - centre) / scale)[None, :]  # (C, P)
+    baseline = model.fusion.bias.detach().double().numpy() + weight @ ((centre - mean) / scale)
+    percentile = None
+    if quantiles is not None:
+        grid = np.linspace(0.0, 100.0, quantiles.shape[0])
+        percentile = np.array(
+            [np.interp(s, quantiles[:, j], grid) for j, s in enumerate(sims)], dtype=np.float64
+        )
     return {
-        "probs": probs,
         "logits": logits,
+        "probs": sigmoid(logits),
         "contrib": contrib,
-        "sims": out.similarities[0].numpy(),
-        "best_window": best_window,
+        "baseline": baseline,
+        "sims": sims,
+        "weight": weight,
+        "train_mean": train_mean,
+        "z": (sims - train_mean) / np.maximum(train_std, 1e-12),
+        "percentile": percentile,
+        "best_window": {
+            n: o.window_similarities[0].argmax(dim=-1).numpy() for n, o in out.branches.items()
+        },
     }
 
 
-def _evidence(run: LoadedRun, res: dict[str, Any], c: int, k: int, fs: float) -> list[_Evidence]:
+def _evidence_of(run: LoadedRun, res: dict[str, Any], c: int, col: int, fs: float) -> _Evidence:
     model = run.model
     assert isinstance(model, ProtoECGNet)
     offsets = model.prototype_offsets()
-    by_key = {(r["branch"], r["prototype"]): r for r in run.prototypes}
-    order = np.argsort(-res["contrib"][c])[:k]
-    out = []
-    for col in order:
-        name = max((n for n in offsets if offsets[n] <= col), key=lambda n: offsets[n])
-        j = int(col - offsets[name])
-        branch = model.branch(name)
-        w = int(res["best_window"][name][j])
-        a, b = branch.window_samples(w)
-        out.append(
-            _Evidence(
-                name,
-                j,
-                int(col),
-                float(res["sims"][col]),
-                float(res["contrib"][c, col]),
-                w,
-                (a / fs, b / fs),
-                by_key.get((name, j), {}),
-            )
-        )
-    return out
+    name = max((n for n in offsets if offsets[n] <= col), key=lambda n: offsets[n])
+    j = int(col - offsets[name])
+    w = int(res["best_window"][name][j])
+    a, b = model.branch(name).window_samples(w)
+    record = next((r for r in run.prototypes if (r["branch"], r["prototype"]) == (name, j)), {})
+    pct = res["percentile"]
+    return _Evidence(
+        name,
+        j,
+        int(col),
+        float(res["sims"][col]),
+        float(res["train_mean"][col]),
+        float(res["z"][col]),
+        None if pct is None else float(pct[col]),
+        float(res["weight"][c, col]),
+        float(res["contrib"][c, col]),
+        w,
+        (a / fs, b / fs),
+        record,
+    )
+
+
+def _evidence(run: LoadedRun, res: dict[str, Any], c: int, k: int, fs: float) -> list[_Evidence]:
+    """The ``k`` prototypes that raise statement ``c``'s logit the most (positive terms)."""
+    order = np.argsort(-res["contrib"][c], kind="stable")[:k]
+    return [_evidence_of(run, res, c, int(col), fs) for col in order if res["contrib"][c, col] > 0]
+
+
+def _against(run: LoadedRun, res: dict[str, Any], c: int, k: int, fs: float) -> list[_Evidence]:
+    """The ``k`` prototypes that lower statement ``c``'s logit the most (negative terms)."""
+    order = np.argsort(res["contrib"][c], kind="stable")[:k]
+    return [_evidence_of(run, res, c, int(col), fs) for col in order if res["contrib"][c, col] < 0]
 
 
 _BRANCH_TEXT = {
@@ -334,22 +227,71 @@ _BRANCH_TEXT = {
 }
 
 
+def _scale_text(run: LoadedRun) -> str:
+    """Each branch's similarity scale, explained once."""
+    model = run.model
+    assert isinstance(model, ProtoECGNet)
+    items = []
+    for name in model.branches:
+        b = model.branch(name)
+        factor = f"{b.scale:.3g} &times; " if b.scale != 1 else ""
+        span = f"from &minus;{b.scale:.3g} to {b.scale:.3g}"
+        if b.kind == "1d":
+            how = "the cosine between the whole recording's latent vector and the prototype"
+        elif b.num_windows == 1:
+            how = f"{factor}the cosine between the whole recording's latent map and the prototype"
+        else:
+            pool = "the best" if b.pooling == "max" else "the mean over all"
+            how = (
+                f"{factor}the cosine between a {b.proto_time_len}-step latent window "
+                f"({b.window_samples(0)[1] / run_sampling_rate(run):.2f} s) and the prototype, "
+                f"{pool} of the {b.num_windows} windows"
+            )
+        items.append(f"<li><b>{_esc(name)}</b>: {how}; {span}.</li>")
+    return (
+        "<ul>" + "".join(items) + "</ul><p class='muted'>The latent features are sigmoid "
+        "outputs, so the cosines of all ECGs lie close together (often within a few "
+        "hundredths): a raw similarity means little on its own. Read it against the training "
+        "ECGs: their mean, and where this ECG stands among them (percentile, and the "
+        "standardized value z = (similarity &minus; training mean) / training std).</p>"
+    )
+
+
+def run_sampling_rate(run: LoadedRun) -> float:
+    """Sampling rate of the run's data (Hz)."""
+    return float(run.config.data.sampling_rate)
+
+
+def _standing(ev: _Evidence) -> str:
+    where = "above" if ev.resembles else "below"
+    pct = "" if ev.percentile is None else f"percentile {ev.percentile:.0f}, "
+    return (
+        f"{ev.similarity:.3f} (training mean {ev.train_mean:.3f}; this ECG: {pct}"
+        f"z = {ev.z:+.2f}, {where} average)"
+    )
+
+
 def _evidence_html(
     ev: _Evidence,
+    code: str,
     patient: np.ndarray,
     fs: float,
-    data: ECGArrays,
+    sources: ECGArrays | None,
     desc: dict[str, str],
     opts: ExplainOptions,
     run: LoadedRun,
 ) -> str:
     rec = ev.record
     seconds = patient.shape[1] / fs
-    partial = ev.branch == "morphology" and (ev.patient[1] - ev.patient[0]) < seconds - 1e-6
+    partial = (ev.patient[1] - ev.patient[0]) < seconds - 1e-6
     all_leads = list(range(patient.shape[0]))
-    names = data.dataset.lead_names if data.dataset is not None else _LEADS
-    idx = _lead_index(names)
-    rhythm_leads = [idx[n] for n in ("II", "V1") if n in idx] or [0]
+    names = _names(sources) if sources is not None else LEADS
+    idx = lead_index(names)
+    if ev.branch == "rhythm":  # the rhythm prototype covers all leads; II and V1 are drawn
+        shown = [idx[n] for n in ("II", "V1") if n in idx] or [0]
+        leads_note = " (rhythm strips II and V1; the prototype covers all 12 leads)"
+    else:
+        shown, leads_note = all_leads, ""
     if partial:
         t0, t1 = (
             max(0.0, ev.patient[0] - opts.context_s),
@@ -357,39 +299,61 @@ def _evidence_html(
         )
         p_img = strip_png(patient, fs, t0, t1, ev.patient, all_leads, names)
     else:
-        p_img = strip_png(patient, fs, 0, seconds, None, rhythm_leads, names)
-    src_html = "<p class='muted'>The source ECG of this prototype is not in this data folder.</p>"
-    src_id = rec.get("ecg_id")
-    if src_id is not None and np.any(data.ecg_ids == int(src_id)):
-        srow = data.row_of(int(src_id))
-        src = _signal_mv(data, srow)
-        s0, s1 = float(rec["start_s"]), float(rec["end_s"])
-        if partial:
-            t0, t1 = max(0.0, s0 - opts.context_s), min(src.shape[1] / fs, s1 + opts.context_s)
-            s_img = strip_png(src, fs, t0, t1, (s0, s1), all_leads, names)
-        else:
-            s_img = strip_png(src, fs, 0, src.shape[1] / fs, None, rhythm_leads, names)
-        src_codes = [n for n, v in zip(data.label_names, data.labels[srow]) if v > 0]
+        p_img = strip_png(patient, fs, 0, seconds, None, shown, names)
+    projected = bool(rec) and run.config.stages.project
+    if not projected:
         src_html = (
-            f"<img alt='prototype source: ECG {_esc(src_id)}' src='{s_img}'>"
-            f"<p class='muted'>Source ECG {_esc(src_id)} (fold {_esc(rec.get('fold'))}), "
-            f"statements: {_esc(', '.join(src_codes) or 'none')}</p>"
+            "<p class='muted'>This prototype is a learned latent vector, not a segment of a "
+            "training ECG (prototype projection was off for this run): there is no ECG segment "
+            "to show.</p>"
         )
+    else:
+        src_html = (
+            "<p class='muted'>The training ECG this prototype was taken from is not available "
+            "(see the data note at the top).</p>"
+        )
+        src_id = rec.get("ecg_id")
+        if sources is not None and src_id is not None and np.any(sources.ecg_ids == int(src_id)):
+            srow = sources.row_of(int(src_id))
+            src = _signal_mv(sources, srow)
+            s0, s1 = float(rec["start_s"]), float(rec["end_s"])
+            if partial:
+                t0, t1 = max(0.0, s0 - opts.context_s), min(src.shape[1] / fs, s1 + opts.context_s)
+                s_img = strip_png(src, fs, t0, t1, (s0, s1), all_leads, names)
+            else:
+                s_img = strip_png(src, fs, 0, src.shape[1] / fs, None, shown, names)
+            src_codes = [n for n, v in zip(sources.label_names, sources.labels[srow]) if v > 0]
+            src_html = (
+                f"<img alt='prototype source: ECG {_esc(src_id)}' src='{s_img}'>"
+                f"<p class='muted'>The prototype: training ECG {_esc(src_id)} (fold "
+                f"{_esc(rec.get('fold'))}), statements: {_esc(', '.join(src_codes) or 'none')}"
+                f"{leads_note}</p>"
+            )
+    if ev.resembles:
+        caption = "resembles this prototype (similarity above its training average)"
+    else:
+        caption = "differs from this prototype (similarity below its training average)"
     where = f"{ev.patient[0]:.2f}&ndash;{ev.patient[1]:.2f} s" if partial else "whole recording"
-    proto_cls = str(rec.get("class", "?"))
-    src_where = (
-        f"{float(rec['start_s']):.2f}&ndash;{float(rec['end_s']):.2f} s "
-        f"(samples {int(rec['start_sample'])}&ndash;{int(rec['end_sample'])})"
-        if rec and partial
-        else "whole recording"
-    )
+    proto_cls = str(rec.get("class", "?")) if rec else _class_of(run, ev)
+    src_where = "&ndash;"
+    if projected:
+        src_where = (
+            f"{float(rec['start_s']):.2f}&ndash;{float(rec['end_s']):.2f} s "
+            f"(samples {int(rec['start_sample'])}&ndash;{int(rec['end_sample'])})"
+            if partial
+            else "whole recording"
+        )
+    sign = "positive" if ev.weight > 0 else "negative"
+    role = "resemblance supports" if ev.weight > 0 else "resemblance argues against"
     facts = (
         f"<tr><th>Prototype</th><td>{_esc(ev.branch)} #{ev.prototype}: a prototype of "
         f"<b>{_esc(proto_cls)}</b> ({_esc(desc.get(proto_cls, ''))})</td></tr>"
         f"<tr><th>Branch</th><td>{_esc(_BRANCH_TEXT.get(ev.branch, ev.branch))}</td></tr>"
-        f"<tr><th>Patient window</th><td>{where}</td></tr>"
+        f"<tr><th>Window in this ECG</th><td>{where}</td></tr>"
         f"<tr><th>Source window</th><td>{src_where}</td></tr>"
-        f"<tr><th>Similarity</th><td>{ev.similarity:.3f}</td></tr>"
+        f"<tr><th>Similarity</th><td>{_standing(ev)}</td></tr>"
+        f"<tr><th>Fusion weight for {_esc(code)}</th><td>{ev.weight:+.3f} ({sign}: "
+        f"{role} {_esc(code)})</td></tr>"
         f"<tr><th>Contribution to the logit</th><td>{ev.contribution:+.3f}</td></tr>"
     )
     if rec and not rec.get("class_positive", True):
@@ -397,13 +361,38 @@ def _evidence_html(
             "<tr><th>Note</th><td>No training ECG has this prototype's class; it was projected "
             "onto the closest window of any training ECG.</td></tr>"
         )
+    kind = "resembles" if ev.resembles else "differs"
     return (
-        "<div class='evidence'><div class='pair'>"
+        f"<div class='evidence {kind}'><div class='pair'>"
         "<figure><figcaption>This ECG</figcaption>"
         f"<img alt='patient window' src='{p_img}'></figure>"
-        "<figure><figcaption>looks like this part of a training ECG</figcaption>"
+        f"<figure><figcaption>{caption}</figcaption>"
         f"{src_html}</figure>"
         f"<table class='facts'>{facts}</table></div></div>"
+    )
+
+
+def _class_of(run: LoadedRun, ev: _Evidence) -> str:
+    model = run.model
+    assert isinstance(model, ProtoECGNet)
+    cls = int(model.branch(ev.branch).prototype_classes()[ev.prototype])
+    return run.label_names[run.label_index[ev.branch][cls]]
+
+
+def _against_html(evidence: list[_Evidence], run: LoadedRun, desc: dict[str, str]) -> str:
+    if not evidence:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_esc(ev.branch)} #{ev.prototype}</td>"
+        f"<td>{_esc(str(ev.record.get('class')) if ev.record else _class_of(run, ev))}</td>"
+        f"<td>{'resembles' if ev.resembles else 'differs from'}: {_standing(ev)}</td>"
+        f"<td>{ev.weight:+.3f}</td><td>{ev.contribution:+.3f}</td></tr>"
+        for ev in evidence
+    )
+    return (
+        "<p class='muted'>Strongest evidence against:</p><table class='preds'><tr>"
+        "<th>Prototype</th><th>Class</th><th>Similarity</th><th>Weight</th>"
+        f"<th>Contribution</th></tr>{rows}</table>"
     )
 
 
@@ -411,7 +400,7 @@ _CSS = """
 body{font-family:-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#1f2937;
 max-width:1250px}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd}
-h3{font-size:15px;margin:18px 0 6px}
+h3{font-size:15px;margin:18px 0 6px} h4{font-size:13px;margin:12px 0 4px;color:#374151}
 table{border-collapse:collapse;font-size:13px} td,th{padding:3px 8px;text-align:left;
 vertical-align:top} th{color:#4b5563;font-weight:600}
 .meta td,.meta th{border-bottom:1px solid #eee}
@@ -421,22 +410,41 @@ vertical-align:top} th{color:#4b5563;font-weight:600}
 .pair{display:flex;gap:18px;flex-wrap:wrap;align-items:flex-start}
 figure{margin:0} figcaption{font-size:12px;color:#374151;margin-bottom:3px}
 .evidence{border:1px solid #e5e7eb;border-radius:6px;padding:10px;margin:10px 0}
-.facts{max-width:380px} .ref{color:#047857;font-weight:600}
+.evidence.differs{border-left:4px solid #f59e0b} .evidence.resembles{border-left:4px solid #3b82f6}
+.facts{max-width:420px} .ref{color:#047857;font-weight:600}
 .note{background:#f9fafb;border-left:3px solid #9ca3af;padding:6px 10px;font-size:12px}
+.warn{background:#fffbeb;border-left:3px solid #f59e0b;padding:6px 10px;font-size:12px}
 img{display:block}
 """
 
 
+def _not_learned(run: LoadedRun) -> set[int]:
+    """Columns of statements without a single training ECG (never a prediction)."""
+    if run.train_positives is None:
+        return set()
+    return {c for c, n in enumerate(run.train_positives) if n == 0}
+
+
 def render_report(
-    run: LoadedRun, data: ECGArrays, ecg_id: int, opts: ExplainOptions | None = None
+    run: LoadedRun,
+    data: ECGArrays,
+    ecg_id: int,
+    opts: ExplainOptions | None = None,
+    *,
+    sources: ECGArrays | Literal["same"] | None = "same",
+    data_note: str = "",
 ) -> str:
     """The HTML report of one ECG.
 
     Args:
         run: The trained run.
-        data: The data set holding the ECG (and, ideally, the prototypes' source ECGs).
+        data: The data set holding the ECG.
         ecg_id: The ECG.
         opts: What to show.
+        sources: The run's training data, where the prototypes' source segments are read
+            (``"same"``: ``data``; ``None``: not available, no source segment is drawn).
+        data_note: A warning shown at the top (e.g. the ECG comes from other data than the
+            run's).
 
     Returns:
         A self-contained HTML page.
@@ -447,23 +455,25 @@ def render_report(
     opts = opts or ExplainOptions()
     model = run.model
     assert isinstance(model, ProtoECGNet)
+    src_data = data if isinstance(sources, str) else sources
     row = data.row_of(ecg_id)
     fs = float(data.sampling_rate)
     x = torch.from_numpy(np.array(data.signals[row], dtype=np.float32))
-    res = _analyse(model, x)
+    res = _analyse(run, x)
     patient = _signal_mv(data, row)
     desc = _descriptions(data)
     meta = _meta(data, row)
     reference = {n for n, v in zip(data.label_names, data.labels[row]) if v > 0}
     probs = res["probs"]
-    order = np.argsort(-res["logits"], kind="stable")  # logits: no ties from rounding
-    top = [int(c) for c in order[: opts.top_predictions]]
-    listed = [int(c) for c in order if probs[c] >= opts.min_probability or int(c) in top]
+    unlearned = _not_learned(run)
+    order = [int(c) for c in np.argsort(-res["logits"], kind="stable") if int(c) not in unlearned]
+    top = order[: opts.top_predictions]
+    listed = [c for c in order if probs[c] >= opts.min_probability or c in top]
     listed = listed[: max(opts.max_listed, len(top))]
     listed += [
         data.label_names.index(n)
         for n in sorted(reference)
-        if data.label_names.index(n) not in listed
+        if data.label_names.index(n) not in listed and data.label_names.index(n) not in unlearned
     ]
     sex_code = meta.get("sex")
     if isinstance(sex_code, (int, np.integer)):
@@ -492,29 +502,72 @@ def render_report(
             f"<td>{p:.3f}</td><td><span class='bar' style='width:{round(120 * p)}px'></span>"
             f"</td><td>{ref}</td></tr>"
         )
+    unlearned_html = ""
+    if unlearned:
+        items = ", ".join(
+            f"<b>{_esc(data.label_names[c])}</b>"
+            + (
+                " <span class='ref'>&#10003; reference</span>"
+                if data.label_names[c] in reference
+                else ""
+            )
+            for c in sorted(unlearned)
+        )
+        unlearned_html = (
+            f"<h3>Not learned (no training example)</h3><p class='muted'>The training ECGs of "
+            f"this run hold none of these {len(unlearned)} statements, so the model cannot "
+            f"predict them and no probability is shown: {items}.</p>"
+        )
     sections = []
     for c in top:
         code = data.label_names[c]
         evidence = _evidence(run, res, c, opts.prototypes_per_prediction, fs)
-        body = "".join(_evidence_html(ev, patient, fs, data, desc, opts, run) for ev in evidence)
+        groups = []
+        for resembles, title in (
+            (True, f"This ECG resembles these prototypes more than the average training ECG "
+                   f"does, and their resemblance supports {code}"),
+            (False, f"This ECG differs from these prototypes more than the average training "
+                    f"ECG does; their resemblance argues against {code}, so the difference "
+                    f"supports it"),
+        ):  # fmt: skip
+            chosen = [ev for ev in evidence if ev.resembles == resembles]
+            if chosen:
+                body = "".join(
+                    _evidence_html(ev, code, patient, fs, src_data, desc, opts, run)
+                    for ev in chosen
+                )
+                groups.append(f"<h4>{'Resembles' if resembles else 'Differs from'}: "
+                              f"{_esc(title)}</h4>{body}")  # fmt: skip
         shown = sum(ev.contribution for ev in evidence)
+        against = _against(run, res, c, opts.prototypes_per_prediction, fs)
         sections.append(
             f"<h3>{_esc(code)}: {_esc(desc.get(code, ''))} &mdash; "
             f"probability {float(probs[c]):.3f}"
             f"{' (reference)' if code in reference else ''}</h3>"
-            f"<p class='muted'>Logit {float(res['logits'][c]):+.3f} = bias "
-            f"{float(model.fusion.bias[c].detach()):+.3f} + the contributions of all "
-            f"{len(res['sims'])} prototypes; the {len(evidence)} largest shown here add "
-            f"{shown:+.3f}.</p>{body}"
+            f"<p class='muted'>Logit {float(res['logits'][c]):+.3f} = baseline "
+            f"{float(res['baseline'][c]):+.3f} (an ECG whose every similarity sits at its "
+            f"training mean) + the contributions of all {len(res['sims'])} prototypes; the "
+            f"{len(evidence)} largest shown here add {shown:+.3f}.</p>"
+            + "".join(groups)
+            + _against_html(against, run, desc)
         )
     pooling = run.config.model.pooling
     note = (
-        "Similarities are max-pooled over windows: the highlighted window is the one that "
-        "produced the similarity."
+        "Window similarities are max-pooled: the highlighted window is the one that produced "
+        "the similarity."
         if pooling == "max"
-        else "Similarities are mean-pooled over windows (official setting): the highlighted window "
-        "is the best-matching one; the similarity shown is the mean over all windows."
+        else "Window similarities are mean-pooled (official setting): the highlighted window "
+        "is the best-matching one; the similarity is the mean over all windows."
     )
+    projected = run.config.stages.project and bool(run.prototypes)
+    what = (
+        "Each prototype was projected onto a window of a real training ECG, shown beside this "
+        "ECG's matching window."
+        if projected
+        else "Prototype projection was off for this run: prototypes are learned latent "
+        "vectors, not segments of training ECGs."
+    )
+    warning = f"<p class='warn'>{_esc(data_note)}</p>" if data_note else ""
     title = f"ECG {ecg_id}: prototype explanation"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -525,6 +578,7 @@ def render_report(
 <p class="muted">ProtoECGNet run {_esc(run.path.name)} &middot;
 label set {_esc(run.config.data.label_set)}
 &middot; research prototype, not a medical device.</p>
+{warning}
 <h2>Record</h2><table class="meta">{meta_html}</table>
 <h2>12-lead ECG</h2>
 <p class="muted">25 mm/s, 10 mm/mV, {int(fs)} Hz, after the 0.5 Hz baseline filter. Grid: 1 mm
@@ -533,17 +587,23 @@ label set {_esc(run.config.data.label_set)}
 <h2>Predicted statements</h2>
 <table class="preds"><tr><th>Code</th><th>Statement</th><th>Probability</th><th></th>
 <th>Reference</th></tr>{"".join(pred_rows)}</table>
+<p class="note">How to read a probability: each statement has its own output (several can be
+high at once; they do not add up to 1). The model was trained with class-weighted BCE, which
+raises the outputs of rare statements, and it was not calibrated: use a probability to rank
+statements and compare ECGs, not as the chance that the statement is true. No decision
+threshold was tuned.</p>
+{unlearned_html}
 <h2>Why: the prototypes behind the top predictions</h2>
-<p class="note">Each prototype is a segment of a real training ECG. A statement's score adds up
-each prototype's similarity to this ECG, weighted by the fusion layer: "contribution" is that
-prototype's term in the statement's logit. {note}</p>
+<p class="note">{what} A statement's logit is a baseline plus one term per prototype: the
+fusion weight of the prototype for that statement times how far this ECG's similarity to it lies
+from the training mean (in training standard deviations). A prototype therefore raises a
+statement in two ways: this ECG <b>resembles</b> it more than usual and its weight is positive,
+or this ECG <b>differs from</b> it more than usual and its weight is negative (its resemblance
+would argue against the statement). {note}</p>
+<h3>Reading similarities</h3>{_scale_text(run)}
 {"".join(sections)}
 </body></html>
 """
-
-
-def _names(data: ECGArrays) -> Sequence[str]:
-    return data.dataset.lead_names if data.dataset is not None else _LEADS
 
 
 def _index_html(run: LoadedRun, items: list[tuple[int, str, str]]) -> str:
@@ -640,11 +700,12 @@ def explain(
         atomic_write_text(path, page)
         written.append(path)
         res = _analyse(
-            run.model, torch.from_numpy(np.array(data.signals[data.row_of(i)], dtype=np.float32))
+            run, torch.from_numpy(np.array(data.signals[data.row_of(i)], dtype=np.float32))
         )
+        unlearned = _not_learned(run)
+        order = [c for c in np.argsort(-res["logits"], kind="stable") if c not in unlearned]
         top = ", ".join(
-            f"{data.label_names[c]} {res['probs'][c]:.2f}"
-            for c in np.argsort(-res["logits"], kind="stable")[: opts.top_predictions]
+            f"{data.label_names[c]} {res['probs'][c]:.2f}" for c in order[: opts.top_predictions]
         )
         items.append((i, path.name, top))
     index = folder / "index.html"

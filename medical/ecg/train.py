@@ -141,6 +141,9 @@ _RESUME_IGNORES = frozenset(
 )
 
 
+#: Training-set statistics of every prototype's similarity (for explanation reports).
+SIMILARITY_STATS = "similarity_stats.pt"
+
 #: Loggers copied into a run folder's ``log.txt``.
 _LOGGERS = ("medical.ecg", "shared.training")
 
@@ -909,6 +912,7 @@ class _Run:
             self.config_dict["data"].pop(key)
         self.config_dict.pop("threads")
         self.train_labels = torch.as_tensor(np.asarray(data.labels[self.train_rows]))
+        self.fusion_train_similarities: Tensor | None = None
 
     # -------------------------------------------------------------- helpers
 
@@ -1190,6 +1194,7 @@ class _Run:
         if not finished:
             # The task's initial state only: a resumed unfinished stage reloads the same values.
             train_ds = self.precompute(sims, self.train_rows)
+            self.fusion_train_similarities = train_ds.tensors[0]
             if standardize:
                 stats = fusion_statistics(train_ds.tensors[0])
             loaders = self.linear_loaders(sims, label_index, train_ds)
@@ -1223,6 +1228,31 @@ class _Run:
             else:
                 model.fusion_mean.zero_()
                 model.fusion_std.fill_(1.0)
+        self.write_similarity_stats(model)
+
+    def write_similarity_stats(self, model: ProtoECGNet) -> None:
+        """Write ``RUN/similarity_stats.pt``: where each prototype's similarity stands.
+
+        The training ECGs' mean, std and percentiles 0..100 of every prototype's raw
+        similarity, for explanation reports (not needed for predictions).
+        """
+        path = self.out / SIMILARITY_STATS
+        if path.exists():
+            return
+        raw = self.fusion_train_similarities
+        if raw is None:  # resumed after the fusion stage: computed once more
+            raw = self.precompute(_FusionSims(model), self.train_rows).tensors[0]
+        values = raw.double().numpy()
+        atomic_torch_save(
+            {
+                "mean": torch.from_numpy(values.mean(axis=0)),
+                "std": torch.from_numpy(
+                    values.std(axis=0, ddof=1) if len(values) > 1 else np.zeros(values.shape[1])
+                ),
+                "quantiles": torch.from_numpy(np.quantile(values, np.linspace(0, 1, 101), axis=0)),
+            },
+            path,
+        )
 
     def prune_mask(
         self, model: ProtoECGNet, provenance: Sequence[Mapping[str, Any]]
@@ -1372,6 +1402,7 @@ def train(
             True,
             list(run.stage_metrics),
             label_names=data.label_names,
+            train_positives=[int(v) for v in run.train_labels.sum(dim=0).tolist()],
             label_index=label_index,
             signal_length=int(data.signals.shape[-1]),
             leads=int(data.signals.shape[1]),
@@ -1501,6 +1532,9 @@ class LoadedRun:
         label_index: Branch -> class columns.
         prototypes: Projection provenance (``prototypes.json``), empty if none.
         metrics: Its ``metrics.json`` (empty if absent).
+        train_positives: Training ECGs with each label (``None``: not recorded).
+        similarity_stats: ``mean``, ``std`` (P,) and ``quantiles`` (101, P) of every
+            prototype's raw similarity over the training ECGs (``None``: not recorded).
     """
 
     path: Path
@@ -1510,6 +1544,8 @@ class LoadedRun:
     label_index: dict[str, list[int]]
     prototypes: list[dict[str, Any]]
     metrics: dict[str, Any]
+    train_positives: list[int] | None = None
+    similarity_stats: dict[str, Tensor] | None = None
 
 
 def load_run(run: str | Path) -> LoadedRun:
@@ -1570,7 +1606,19 @@ def load_run(run: str | Path) -> LoadedRun:
     model.eval()
     prototypes = read_json(path / "prototypes.json") if (path / "prototypes.json").exists() else []
     metrics = read_json(path / "metrics.json") if (path / "metrics.json").exists() else {}
-    return LoadedRun(path, cfg, model, label_names, label_index, prototypes, metrics)
+    positives = state.get("train_positives")
+    stats = safe_load(path / SIMILARITY_STATS) if (path / SIMILARITY_STATS).exists() else None
+    return LoadedRun(
+        path,
+        cfg,
+        model,
+        label_names,
+        label_index,
+        prototypes,
+        metrics,
+        None if positives is None else [int(v) for v in positives],
+        stats if isinstance(stats, dict) else None,
+    )
 
 
 def _check_fusion_statistics(path: Path, cfg: ECGConfig, model: ProtoECGNet) -> None:

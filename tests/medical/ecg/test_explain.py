@@ -102,12 +102,86 @@ def test_report_content(env):
     page = render_report(run, data, ecg_id, opts)
     assert f"ECG {ecg_id}: prototype explanation" in page
     assert "25 mm/s, 10 mm/mV" in page
-    assert page.count("Contribution to the logit") == 4
-    assert page.count("looks like this part of a training ECG") == 4
+    assert page.count("Contribution to the logit") >= 2
+    assert page.count("this prototype (similarity ") == page.count("Contribution to the logit")
+    assert "looks like" not in page
+    assert "Reading similarities" in page
+    assert "How to read a probability" in page
     for code in (n for n, y in zip(data.label_names, data.labels[data.row_of(ecg_id)]) if y > 0):
         assert f"<b>{code}</b>" in page  # reference statements are always listed
     assert "&#10003; reference" in page
-    assert "Source ECG" in page
+    assert "The prototype: training ECG" in page
+
+
+def test_below_average_similarity_with_a_negative_weight_is_captioned_differs_from(
+    env, monkeypatch
+):
+    import medical.ecg.explain as ex
+
+    run = load_run(env["run"])
+    data, model = env["data"], run.model
+    ecg_id = int(data.ecg_ids[data.rows([10])[0]])
+    x = torch.from_numpy(np.array(data.signals[data.row_of(ecg_id)]))
+    with torch.no_grad():
+        z = model.fusion_input(model(x[None]).similarities)[0]
+    offsets = model.prototype_offsets()
+    glob = range(offsets["global"], len(z))
+    above = max(glob, key=lambda j: float(z[j]))  # a global prototype this ECG resembles
+    below = int(torch.argmin(z[: offsets["global"]]))  # a partial/rhythm one it differs from
+    assert z[below] < 0 < z[above]
+    c = run.train_positives.index(max(run.train_positives))  # a learned statement
+    code = run.label_names[c]
+    with torch.no_grad():
+        model.fusion.weight[c] = 0.0
+        model.fusion.weight[c, below] = -4.0  # its presence argues against the statement
+        model.fusion.weight[c, above] = 1.0
+        model.fusion.bias[c] = 30.0  # the top prediction
+    drawn = []
+
+    def recording(signal, fs, start_s, end_s, highlight, leads, *args):
+        drawn.append(list(leads))
+        return strip_png(signal, fs, start_s, end_s, highlight, leads, *args)
+
+    from medical.ecg.plots import strip_png
+
+    monkeypatch.setattr(ex, "strip_png", recording)
+    page = render_report(run, data, ecg_id, ExplainOptions(top_predictions=1))
+    blocks = page.split("<div class='evidence ")[1:]
+    kinds = {b.split("'")[0]: b for b in blocks}
+    assert set(kinds) == {"resembles", "differs"}
+    differs = kinds["differs"]
+    name = max((n for n in offsets if offsets[n] <= below), key=lambda n: offsets[n])
+    assert f"{name} #{below - offsets[name]}:" in differs
+    assert "<figcaption>differs from this prototype (similarity below its training average)" in (
+        differs
+    )
+    assert "-4.000 (negative: resemblance argues against" in differs
+    assert f"{-4.0 * float(z[below]):+.3f}" in differs  # a positive contribution
+    assert "below average" in differs
+    resembles = kinds["resembles"]
+    assert f"global #{above - offsets['global']}:" in resembles
+    assert "<figcaption>resembles this prototype (similarity above its training average)" in (
+        resembles
+    )
+    assert "Differs from: This ECG differs from these prototypes" in page
+    assert code in page.split("Differs from:")[1].split("</h4>")[0]
+    # the global prototype covers the whole recording over all 12 leads: all of them drawn
+    assert [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11] in drawn
+
+
+def test_statements_without_training_examples_are_not_predictions(env):
+    run = load_run(env["run"])
+    data = env["data"]
+    absent = [n for n, k in zip(run.label_names, run.train_positives) if k == 0]
+    assert "AFLT" in absent  # the synthetic set has no atrial flutter
+    ecg_id = int(data.ecg_ids[data.rows([10])[0]])
+    page = render_report(run, data, ecg_id, ExplainOptions(max_listed=80, min_probability=0.0))
+    table = page.split("<h2>Predicted statements</h2>")[1].split("How to read a probability")[0]
+    section = page.split("Not learned (no training example)")[1].split("<h2>")[0]
+    for code in absent:
+        assert f"<b>{code}</b>" not in table
+        assert f"<b>{code}</b>" in section
+    assert "class='bar'" not in section
 
 
 def test_contributions_add_up_to_the_logit(env):
