@@ -127,6 +127,8 @@ class SwAVConfig:
         sinkhorn_iterations: Sinkhorn-Knopp iterations (paper: 3).
         queue_length: Queued embeddings per assignment view (0: none; a batch of 128 already
             spreads well over 30 prototypes).
+        freeze_prototypes_steps: Training steps with frozen prototypes at the start (the
+            authors freeze them for 313 iterations, one ImageNet epoch; 0 here).
     """
 
     temperature: float = 0.1
@@ -134,6 +136,7 @@ class SwAVConfig:
     epsilon: float = 0.05
     sinkhorn_iterations: int = 3
     queue_length: int = 0
+    freeze_prototypes_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -182,12 +185,15 @@ class FTConfig:
         neg_alpha: Beta parameter of the negative interpolation (paper: 1.6).
         queue_size: Negatives: a queue of the last keys (detached), as in MoCo, since one
             shared negative set cannot leave out each query's own key from the batch.
+        symmetric: Average both directions (each view queries the other); ``false``: MoCo's
+            one direction.
     """
 
     temperature: float = 0.2
     pos_alpha: float = 2.0
     neg_alpha: float = 1.6
     queue_size: int = 512
+    symmetric: bool = True
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,24 @@ method      objective (``shared.losses``)                               labels
 ``ft``      :func:`feature_transform_info_nce` + queue (Zhu et al.)     no
 ==========  ==========================================================  ====================
 
-Deviations at this size (each has its config key): SwAV uses 30 prototypes and no queue
-(``loss.swav.prototypes``, ``loss.swav.queue_length``) and does not freeze its prototypes for
-the first iterations; FT has no momentum encoder: the negatives are a queue of the last keys
-(``loss.ft.queue_size``) and the loss is symmetrised over the two views; AMCL's alignment and
-uniformity in the report are averaged over its heads.
+Deviations from the papers' recipes at this size, and the option that restores each:
+
+==============================================  =============================================
+deviation (why)                                 restore with
+==============================================  =============================================
+SwAV: 30 prototypes (10 classes, not 1000)      ``loss.swav.prototypes=3000``
+SwAV: no queue (batch 128 over 30 prototypes    ``loss.swav.queue_length=N``
+spreads well)
+SwAV: prototypes not frozen at the start        ``loss.swav.freeze_prototypes_steps=N``
+(the authors freeze them for one ImageNet
+epoch, 313 iterations)
+FT: no momentum encoder; the negatives are a    none (MoCo is not part of the suite); the
+queue of the last detached keys of the same     queue size is ``loss.ft.queue_size``
+encoder
+FT: symmetrised over the two views              ``loss.ft.symmetric=false``
+AMCL: alignment and uniformity in the report    (report only)
+are averaged over its heads
+==============================================  =============================================
 """
 
 from __future__ import annotations
@@ -82,15 +95,33 @@ class SwAVTask(TwoViewTask):
         head: The projection head (-> D).
         augment: Draws the views.
         loss: The SwAV loss holding the D-dimensional prototypes (trained with the task).
+        freeze_prototypes_steps: Training steps during which the prototypes get no gradient
+            (the authors' ``freeze_prototypes_niters``); counted in a buffer, so a resumed
+            run continues the count.
+
+    Raises:
+        ValueError: If ``freeze_prototypes_steps < 0``.
     """
 
     term = "swav"
+    steps: Tensor
 
     def __init__(
-        self, encoder: DigitsCNN, head: nn.Module, augment: DigitAugment, loss: SwAVLoss
+        self,
+        encoder: DigitsCNN,
+        head: nn.Module,
+        augment: DigitAugment,
+        loss: SwAVLoss,
+        freeze_prototypes_steps: int = 0,
     ) -> None:
         super().__init__(encoder, head, augment)
+        if freeze_prototypes_steps < 0:
+            raise ValueError(
+                f"Expected `freeze_prototypes_steps` >= 0, but got {freeze_prototypes_steps}."
+            )
         self.swav = loss
+        self.freeze_prototypes_steps = freeze_prototypes_steps
+        self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     @classmethod
     def from_config(cls, cfg: DigitsConfig, augment: DigitAugment) -> SwAVTask:
@@ -104,7 +135,7 @@ class SwAVTask(TwoViewTask):
             sinkhorn_iterations=s.sinkhorn_iterations,
             queue_length=s.queue_length,
         )
-        return cls(encoder, head, augment, loss)
+        return cls(encoder, head, augment, loss, s.freeze_prototypes_steps)
 
     @staticmethod
     def settings(cfg: DigitsConfig) -> dict[str, Any]:
@@ -113,6 +144,12 @@ class SwAVTask(TwoViewTask):
 
     def objective(self, z1: Tensor, z2: Tensor, labels: Tensor) -> Tensor:
         """Swapped prediction between the two views."""
+        if self.training:
+            # requires_grad is switched only here, after the Trainer built its optimizer (with
+            # every parameter); a parameter without a gradient is skipped by the optimizer.
+            frozen = int(self.steps) < self.freeze_prototypes_steps
+            self.swav.prototypes.weight.requires_grad_(not frozen)
+            self.steps += 1
         loss: Tensor = self.swav(torch.stack([z1, z2], dim=1))
         return loss
 
@@ -244,6 +281,8 @@ class FTTask(TwoViewTask):
         head: The projection head.
         augment: Draws the views.
         loss: Holds the settings and the queue (``queue_size > 0``).
+        symmetric: Average the two directions (each view the query of the other); ``False``
+            is MoCo's one direction, the first view querying the second.
 
     Raises:
         ValueError: If ``loss`` has no queue.
@@ -257,11 +296,13 @@ class FTTask(TwoViewTask):
         head: nn.Module,
         augment: DigitAugment,
         loss: FeatureTransformLoss,
+        symmetric: bool = True,
     ) -> None:
         super().__init__(encoder, head, augment)
         if loss.queue.shape[0] == 0:
             raise ValueError("Expected a FeatureTransformLoss with a queue (queue_size > 0).")
         self.ft = loss
+        self.symmetric = symmetric
 
     @classmethod
     def from_config(cls, cfg: DigitsConfig, augment: DigitAugment) -> FTTask:
@@ -274,7 +315,7 @@ class FTTask(TwoViewTask):
             queue_size=f.queue_size,
             dim=cfg.model.head_out,
         )
-        return cls(encoder, head, augment, loss)
+        return cls(encoder, head, augment, loss, f.symmetric)
 
     @staticmethod
     def settings(cfg: DigitsConfig) -> dict[str, Any]:
@@ -282,14 +323,14 @@ class FTTask(TwoViewTask):
         return to_dict(cfg.loss.ft)
 
     def objective(self, z1: Tensor, z2: Tensor, labels: Tensor) -> Tensor:
-        """Symmetrised FT-InfoNCE against the queue, then enqueue ``z2``."""
+        """FT-InfoNCE against the queue (both directions when symmetric), then enqueue ``z2``."""
         ft = self.ft
         negatives = ft.queue.clone()
         kwargs: Mapping[str, Any] = {"pos_alpha": ft.pos_alpha, "neg_alpha": ft.neg_alpha}
-        loss = 0.5 * (
-            feature_transform_info_nce(z1, z2, negatives, ft.temperature, **kwargs)
-            + feature_transform_info_nce(z2, z1, negatives, ft.temperature, **kwargs)
-        )
+        loss = feature_transform_info_nce(z1, z2, negatives, ft.temperature, **kwargs)
+        if self.symmetric:
+            reverse = feature_transform_info_nce(z2, z1, negatives, ft.temperature, **kwargs)
+            loss = 0.5 * (loss + reverse)
         if self.training:
             ft.enqueue(z2)
         return loss

@@ -16,11 +16,12 @@ from torch import nn
 from pipelines.cli import main
 from shared.config import ConfigError, dump_yaml, from_dict
 from shared.heads import Encoder, ProjectionHead
+from shared.losses import feature_transform_info_nce
 from shared.training import Trainer, TrainerConfig
 from shared.training.run import RunFolder
 from vision.digits.config import ALL_METHODS, QUICK, SMOKE, DigitsConfig, Method, build
 from vision.digits.data import DigitAugment, load_digits_split, resize
-from vision.digits.methods import METHODS, FTTask, build_task
+from vision.digits.methods import METHODS, FTTask, SwAVTask, build_task
 from vision.digits.model import DigitsCNN
 from vision.digits.pipeline import evaluate, load_split
 from vision.digits.tasks import SimCLRTask, SupConTask
@@ -216,6 +217,39 @@ def test_ft_queues_the_second_views_only_when_training():
     task.eval()
     task.objective(z1, z2, torch.zeros(8, dtype=torch.long))
     assert torch.equal(task.ft.queue, before)
+
+
+def test_swav_freezes_its_prototypes_for_the_first_steps():
+    cfg = build(TINY, {"batch_size": 16, "loss": {"swav": {"freeze_prototypes_steps": 2}}})
+    torch.manual_seed(0)
+    task = build_task("swav", cfg, DigitAugment(out_size=8))
+    assert isinstance(task, SwAVTask)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.rand(32, 1, 8, 8), torch.arange(32) % 4),
+        batch_size=16,
+        drop_last=True,
+    )
+    start = nn.functional.normalize(task.swav.prototypes.weight.detach().clone(), dim=1)
+    trainer_cfg = TrainerConfig(epochs=1, progress=False, device="cpu", weight_decay=0.1)
+    Trainer(trainer_cfg).fit(task, loader)  # two steps, both frozen
+    assert int(task.steps) == 2
+    torch.testing.assert_close(task.swav.prototypes.weight, start)
+    out = task.training_step((torch.rand(16, 1, 8, 8), torch.arange(16) % 4))  # third: trained
+    out["loss"].backward()
+    assert task.swav.prototypes.weight.grad is not None
+
+
+def test_ft_one_direction_is_mocos_loss():
+    cfg = build(TINY, {"loss": {"ft": {"queue_size": 32, "symmetric": False}}})
+    torch.manual_seed(0)
+    task = build_task("ft", cfg, DigitAugment(out_size=8))
+    z1, z2 = torch.randn(8, 16), torch.randn(8, 16)
+    queue = task.ft.queue.clone()
+    torch.manual_seed(1)
+    loss = task.objective(z1, z2, torch.zeros(8, dtype=torch.long))
+    torch.manual_seed(1)
+    expected = feature_transform_info_nce(z1, z2, queue, 0.2, pos_alpha=2.0, neg_alpha=1.6)
+    torch.testing.assert_close(loss, expected)
 
 
 @pytest.mark.parametrize("task_cls", [SimCLRTask, SupConTask])
