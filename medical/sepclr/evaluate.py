@@ -72,12 +72,13 @@ def _score(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true"
         lin = LogisticRegression(max_iter=max_iter).fit(xtr, ytr)
-    knn = KNeighborsClassifier(n_neighbors=min(k, len(ytr))).fit(xtr, ytr)
-    return {
-        "linear": float(balanced_accuracy_score(yte, lin.predict(xte))),
-        "knn": float(balanced_accuracy_score(yte, knn.predict(xte))),
-    }
+        knn = KNeighborsClassifier(n_neighbors=min(k, len(ytr))).fit(xtr, ytr)
+        return {
+            "linear": float(balanced_accuracy_score(yte, lin.predict(xte))),
+            "knn": float(balanced_accuracy_score(yte, knn.predict(xte))),
+        }
 
 
 def run_probes(

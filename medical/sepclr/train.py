@@ -46,6 +46,7 @@ from shared.errors import InputError
 from shared.io import atomic_write_bytes
 from shared.runtime import resolve_device, torch_threads
 from shared.training import Trainer, seed_everything
+from shared.training.checkpoint import safe_load
 from shared.training.run import RunFolder, data_fingerprint
 
 __all__ = ["build_model", "evaluate_run", "load_dataset", "train_run"]
@@ -126,31 +127,32 @@ def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
     with run.logging("medical.sepclr", "shared.training"), torch_threads(cfg.trainer.threads):
         model = build_model(cfg, ds)
         start = time.perf_counter()
-        if isinstance(model, CPCA):
-            if not run.is_finished("train"):
-                tg, bg = ds.x_train[ds.g_train == 1], ds.x_train[ds.g_train == 0]
-                model.fit(_flat(tg), _flat(bg))
-                run.save_weights(model.state_dict())
-                run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
+        if run.is_finished("train"):
+            logger.info("%s already finished; loading its weights.", run.path)
+            _load_weights(run, model)
+        elif isinstance(model, CPCA):
+            tg, bg = ds.x_train[ds.g_train == 1], ds.x_train[ds.g_train == 0]
+            model.fit(_flat(tg), _flat(bg))
+            run.save_weights(model.state_dict())
+            run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
         else:
-            if not run.is_finished("train"):
-                batch = min(cfg.batch_size, len(ds.x_train))
-                loader = torch.utils.data.DataLoader(
-                    torch.utils.data.TensorDataset(
-                        torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
-                    ),
-                    batch_size=batch,
-                    shuffle=True,
-                    drop_last=True,
-                )
-                task = _task(cfg, model, ds)
-                stage = run.stage_dir("train")
-                Trainer(cfg.trainer, run_dir=stage, config_dict=to_dict(cfg)).fit(task, loader)
-                run.save_weights(model.state_dict())
-                history = stage / "history.csv"
-                if history.is_file():
-                    atomic_write_bytes(run.path / "history.csv", history.read_bytes())
-                run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
+            batch = min(cfg.batch_size, len(ds.x_train))
+            loader = torch.utils.data.DataLoader(
+                torch.utils.data.TensorDataset(
+                    torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
+                ),
+                batch_size=batch,
+                shuffle=True,
+                drop_last=True,
+            )
+            task = _task(cfg, model, ds)
+            stage = run.stage_dir("train")
+            Trainer(cfg.trainer, run_dir=stage, config_dict=to_dict(cfg)).fit(task, loader)
+            run.save_weights(model.state_dict())
+            history = stage / "history.csv"
+            if history.is_file():
+                atomic_write_bytes(run.path / "history.csv", history.read_bytes())
+            run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
         logger.info("%s trained on %s; evaluating.", cfg.method, ds.name)
     return _evaluate(run, cfg, ds, model)
 
@@ -233,10 +235,12 @@ def evaluate_run(path: str | Path, device: str | None = None) -> dict[str, Any]:
     ds, fingerprint = load_dataset(cfg)
     run.check_data(fingerprint, f"the data of {cfg.data.path or 'the generated set'}")
     model = build_model(cfg, ds)
-    if isinstance(model, CPCA):
-        from shared.training.checkpoint import safe_load
+    _load_weights(run, model)
+    return _evaluate(run, cfg, ds, model, device)
 
+
+def _load_weights(run: RunFolder, model: nn.Module | CPCA) -> None:
+    if isinstance(model, CPCA):
         model.load_state_dict(safe_load(run.path / "weights.pt"))
     else:
         run.load_weights(model)
-    return _evaluate(run, cfg, ds, model, device)

@@ -1,0 +1,141 @@
+"""``contrasuite sepclr`` end to end through the real command line, and its bad-input paths."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+
+TINY = ["data.n_per_group=40", "model.width=4", "batch_size=32", "trainer.progress=false"]
+
+
+def _npz(path: Path, groups: list[int], **extra: np.ndarray) -> Path:
+    rng = np.random.default_rng(0)
+    n = len(groups)
+    arrays = {
+        "train_images": rng.integers(0, 255, (n, 12, 12), dtype=np.uint8),
+        "test_images": rng.integers(0, 255, (n, 12, 12), dtype=np.uint8),
+        "train_groups": np.asarray(groups),
+        "test_groups": np.asarray(groups),
+        **extra,
+    }
+    np.savez(path, **arrays)
+    return path
+
+
+def _pngs(folder: Path, sizes: list[tuple[int, int]]) -> list[str]:
+    from PIL import Image
+
+    names = []
+    for i, size in enumerate(sizes):
+        Image.fromarray(np.full(size, 10 * i, dtype=np.uint8)).save(folder / f"{i}.png")
+        names.append(f"{i}.png")
+    return names
+
+
+def _csv(folder: Path, rows: list[str]) -> Path:
+    path = folder / "labels.csv"
+    path.write_text("path,group\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _bad_inputs(tmp: Path) -> dict[str, tuple[list[str], str]]:
+    one = _npz(tmp / "one.npz", [0] * 6)
+    keys = _npz(tmp / "keys.npz", [0, 1] * 3)
+    np.savez(keys, train_images=np.zeros((4, 9, 9), np.uint8))
+    sizes = tmp / "sizes"
+    sizes.mkdir()
+    names = _pngs(sizes, [(12, 12)] * 3 + [(14, 12)])
+    _csv(sizes, [f"{n},{i % 2}" for i, n in enumerate(names)])
+    missing = tmp / "missing"
+    missing.mkdir()
+    names = _pngs(missing, [(12, 12)] * 4)
+    _csv(missing, [f"{n},{i % 2}" for i, n in enumerate(names)] + ["nothere.png,1"])
+    unknown = tmp / "unknown"
+    unknown.mkdir()
+    names = _pngs(unknown, [(12, 12)] * 4)
+    _csv(unknown, [f"{n},{'patient' if i == 2 else i % 2}" for i, n in enumerate(names)])
+    return {
+        "one group": (["--data", str(one)], "both groups"),
+        "missing arrays": (["--data", str(keys)], "test_images"),
+        "sizes": (["--data", str(sizes)], "same size"),
+        "missing file": (["--data", str(missing)], "does not exist"),
+        "unknown group": (["--data", str(unknown)], "unknown group"),
+        "negative weight": (["--beta-s", "-1"], "beta_s"),
+        "negative lambda": (["loss.lambda_jem=-2"], "lambda_jem"),
+    }
+
+
+def test_bad_inputs_exit_2_and_write_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cases = _bad_inputs(tmp_path)
+    for name, (args, expected) in cases.items():
+        out = tmp_path / f"run-{name.replace(' ', '-')}"
+        out.mkdir()
+        (out / "keep.txt").write_text("precious")
+        status = main(["sepclr", "train", "--out", str(out), *args, *TINY])
+        err = capsys.readouterr().err.strip()
+        assert status == 2, (name, err)
+        assert expected in err, (name, err)
+        assert len(err.splitlines()) == 1, (name, err)
+        assert sorted(p.name for p in out.iterdir()) == ["keep.txt"], name
+        assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_evaluate_refuses_a_foreign_folder(tmp_path: Path, capsys) -> None:
+    assert main(["sepclr", "evaluate", "--run", str(tmp_path)]) == 2
+    assert "holds no .contrasuite.json" in capsys.readouterr().err
+
+
+def test_make_data_then_train_sepclr_beats_chance_and_evaluate_reproduces(
+    tmp_path: Path, capsys
+) -> None:
+    data = tmp_path / "data"
+    assert main(["sepclr", "make-data", "--out", str(data), "--n-per-group", "40"]) == 0
+    assert (data / "sepclr_generated.npz").is_file()
+    assert (data / "preview.png").is_file()
+    run = tmp_path / "run"
+    argv = ["sepclr", "train", "--data", str(data), "--out", str(run), "--epochs", "2", *TINY]
+    assert main(argv) == 0
+    for name in ("config.yaml", "history.csv", "metrics.json", "weights.pt", "report.html",
+                 "results.md", "log.txt"):  # fmt: skip
+        assert (run / name).is_file(), name
+    header = (run / "history.csv").read_text().splitlines()[0].split(",")
+    for term in ("common_align", "common_unif", "salient_align", "salient_unif", "reg", "kjem"):
+        assert f"train/loss/{term}" in header
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["method"] == "sepclr"
+    assert metrics["dataset"] == "generated"
+    assert set(metrics["probes"]) == {"common", "salient"}
+    # background vs target is learnable (the blended digit) from both spaces
+    assert metrics["probes"]["salient"]["group_linear"] > 0.75
+    assert metrics["probes"]["common"]["group_knn"] > 0.75
+    assert metrics["chance"]["texture"] == 0.25
+    before = json.loads((run / "metrics.json").read_text())
+    (run / "metrics.json").unlink()
+    assert main(["sepclr", "evaluate", "--run", str(run)]) == 0
+    after = json.loads((run / "metrics.json").read_text())
+    assert after["probes"] == before["probes"]
+    # the same command again resumes the finished run: same metrics, no retraining
+    assert main(argv) == 0
+    assert json.loads((run / "metrics.json").read_text())["probes"] == before["probes"]
+    # another config into the same folder is refused
+    assert main([*argv, "loss.lambda_jem=0"]) == 2
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("method", ["simclr", "cpca", "cvae"])
+def test_baselines_run_end_to_end(tmp_path: Path, method: str) -> None:
+    run = tmp_path / method
+    assert main(["sepclr", "train", "--method", method, "--out", str(run), "--epochs", "1",
+                 *TINY]) == 0  # fmt: skip
+    metrics = json.loads((run / "metrics.json").read_text())
+    spaces = {"single"} if method == "simclr" else {"common", "salient"}
+    assert set(metrics["probes"]) == spaces
+    assert metrics["method"] == method
+    assert all(0 <= v <= 1 for s in metrics["probes"].values() for v in s.values())
