@@ -168,7 +168,7 @@ def bench_training(
     """Train every model the same number of epochs with the evaluation pipeline."""
     cfg = replace(
         RecsysConfig(dataset=dataset, models=models),
-        trainer={"epochs": epochs, "max_batches": max_batches, "stopping_step": 10**6,
+        trainer={"epochs": epochs, "max_train_batches": max_batches, "patience": None,
                  "device": "cpu", "progress": False},
     )  # fmt: skip
     results = evaluate_models(cfg, out)

@@ -38,7 +38,6 @@ __all__ = ["COMMAND_MODULES", "DOMAINS", "build_parser", "main"]
 COMMAND_MODULES = (
     "pipelines.demo",  # contrasuite demo
     "pipelines.ecg_cli",  # contrasuite ecg synth|train|evaluate|explain
-    "pipelines.recsys_cli",  # contrasuite recsys evaluate
     "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
 )
 #: The domains, each a light module defining ``DOMAIN`` (a :class:`shared.domain.DomainSpec`),
@@ -49,6 +48,7 @@ DOMAINS: tuple[str, ...] = (
     "medical.sepclr.domain",
     "vision.sr.domain",
     "medical.prostate.domain",
+    "recsys.domain",
 )
 
 for _module in COMMAND_MODULES:

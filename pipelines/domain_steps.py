@@ -22,10 +22,3 @@ def _ecg_demo(ctx: DemoContext) -> DemoResult:
     from pipelines.ecg_cli import demo_step
 
     return DemoResult(**demo_step(ctx.out_dir, ctx.quick, **_kwargs(ctx)))  # type: ignore[arg-type]
-
-
-@register_demo_step("recsys", title="Sequential recommendation: SASRec vs MCLRec on ml-100k")
-def _recsys_demo(ctx: DemoContext) -> DemoResult:
-    from pipelines.recsys_cli import demo_step
-
-    return DemoResult(**demo_step(ctx.out_dir, ctx.quick, **_kwargs(ctx)))  # type: ignore[arg-type]

@@ -190,12 +190,17 @@ class TrainerConfig:
         eval_batch_size: Evaluation batch size (users per batch).
         lr: Adam learning rate (1e-3).
         weight_decay: Adam weight decay (0).
-        stopping_step: Early stopping patience in epochs without improvement (10).
-        valid_metric: Model selection metric, ``hit|ndcg|mrr@k`` (``ndcg@10``).
+        patience: Validated epochs without improvement before stopping, as the suite's other
+            trainers count them; ``None`` = never stop. The default 11 is RecBole's
+            ``stopping_step = 10`` of the MCLRec scripts (RecBole stops after
+            ``stopping_step + 1`` epochs without improvement).
+        monitor: Model selection metric, ``hit|ndcg|mrr@k`` (``ndcg@10``; ``val/ndcg@10`` is
+            accepted too); higher is better.
         seed: Random seed of every model (2020).
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         progress: Progress bars per model and epoch.
-        max_batches: Train on at most this many batches per epoch (quick runs); ``None`` = all.
+        max_train_batches: Train on at most this many batches per epoch (quick runs); ``None``
+            = all.
         threads: CPU threads of torch during the run (``None``: torch's default). On a CPU
             shared with other jobs, 1 avoids the thread oversubscription that made a SASRec
             step 3-5x slower here.
@@ -206,12 +211,12 @@ class TrainerConfig:
     eval_batch_size: int = 4096
     lr: float = 1e-3
     weight_decay: float = 0.0
-    stopping_step: int = 10
-    valid_metric: str = "ndcg@10"
+    patience: int | None = 11
+    monitor: str = "ndcg@10"
     seed: int = 2020
     device: str = "auto"
     progress: bool = True
-    max_batches: int | None = None
+    max_train_batches: int | None = None
     threads: int | None = None
 
     def __post_init__(self) -> None:
@@ -224,20 +229,32 @@ class TrainerConfig:
                 )
         if self.seed < 0:
             raise ValueError(f"Expected `seed` >= 0, but got {self.seed}.")
-        if self.stopping_step < 1:
-            raise ValueError(f"Expected `stopping_step` >= 1, but got {self.stopping_step}.")
+        if self.patience is not None and self.patience < 1:
+            raise ValueError(f"Expected `patience` >= 1 or null, but got {self.patience}.")
         if self.threads is not None and self.threads < 1:
             raise ValueError(f"Expected `threads` >= 1 or null, but got {self.threads}.")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Expected `{name}` >= 1, but got {getattr(self, name)}.")
-        if self.max_batches is not None and self.max_batches < 1:
-            raise ValueError(f"Expected `max_batches` >= 1 or null, but got {self.max_batches}.")
-        if not _METRIC.match(self.valid_metric.lower()):
+        if self.max_train_batches is not None and self.max_train_batches < 1:
             raise ValueError(
-                f"Expected `valid_metric` like 'ndcg@10' (hit, ndcg or mrr), "
-                f"but got {self.valid_metric!r}."
+                f"Expected `max_train_batches` >= 1 or null, but got {self.max_train_batches}."
             )
+        if not _METRIC.match(self.metric):
+            raise ValueError(
+                f"Expected `monitor` like 'ndcg@10' (hit, ndcg or mrr), but got {self.monitor!r}."
+            )
+
+    @property
+    def metric(self) -> str:
+        """``monitor`` as RecBole names it (``ndcg@10``, without a ``val/`` prefix)."""
+        name = self.monitor.lower()
+        return name[4:] if name.startswith("val/") else name
+
+    @property
+    def stopping_step(self) -> int:
+        """RecBole's ``stopping_step`` for ``patience`` (``patience - 1``; never: a huge one)."""
+        return 10**9 if self.patience is None else self.patience - 1
 
 
 @dataclass(frozen=True)
@@ -294,10 +311,10 @@ class RecsysConfig:
             raise ValueError(f"Expected `topk` values >= 1, but got {list(self.topk)}.")
         if not {10, 20} <= set(self.topk):
             raise ValueError(f"Expected `topk` to include 10 and 20, but got {list(self.topk)}.")
-        k = int(self.trainer.valid_metric.split("@")[1])
+        k = int(self.trainer.metric.split("@")[1])
         if k not in self.topk:
             raise ValueError(
-                f"Expected the cut-off of trainer.valid_metric ({k}) among topk {list(self.topk)}."
+                f"Expected the cut-off of trainer.monitor ({k}) among topk {list(self.topk)}."
             )
         if self.max_seq_length < 2:
             raise ValueError(f"Expected max_seq_length >= 2, but got {self.max_seq_length}.")

@@ -42,9 +42,12 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "BUILTIN_DATASETS",
     "AtomicInfo",
+    "DatasetInfo",
     "DatasetSource",
+    "builtin_file",
     "check_atomic_folder",
     "convert_text_to_atomic",
+    "inspect_dataset",
     "read_sequences",
     "resolve_dataset",
 ]
@@ -315,6 +318,66 @@ def check_atomic_folder(folder: str | Path) -> AtomicInfo:
         len(items),
         n_rows - len(single),
         len(single),
+    )
+
+
+def builtin_file(name: str) -> Path:
+    """The ``.inter`` file RecBole ships for a built-in data set (e.g. ``ml-100k``)."""
+    import recbole
+
+    return Path(recbole.__file__).parent / "dataset_example" / name / f"{name}.inter"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What :func:`inspect_dataset` found, before anything is written.
+
+    Attributes:
+        kind: ``"builtin"``, ``"atomic"`` or ``"text"``.
+        name: The data set name RecBole will see.
+        origin: What the user gave.
+        files: The input files (for the run's data fingerprint).
+        n_users: Users with at least two interactions (None for a built-in data set).
+        n_items: Their distinct items (None for a built-in data set).
+    """
+
+    kind: str
+    name: str
+    origin: str
+    files: tuple[Path, ...]
+    n_users: int | None = None
+    n_items: int | None = None
+
+
+def inspect_dataset(spec: str) -> DatasetInfo:
+    """Check a ``--dataset`` value and count its users and items; write nothing.
+
+    Args:
+        spec: ``ml-100k``, an atomic-file folder, or a one-user-per-line text file.
+
+    Returns:
+        What was found.
+
+    Raises:
+        InputError: As :func:`resolve_dataset`.
+    """
+    if spec in BUILTIN_DATASETS:
+        return DatasetInfo("builtin", spec, spec, (builtin_file(spec),))
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        info = check_atomic_folder(path)
+        return DatasetInfo(
+            "atomic", info.name, spec, (path / f"{info.name}.inter",), info.n_users, info.n_items
+        )
+    if path.is_file():
+        name = _check_name(path.stem, path)
+        sequences, _ = read_sequences(path)
+        items = {item for seq in sequences.values() for item in seq}
+        return DatasetInfo("text", name, spec, (path,), len(sequences), len(items))
+    hint = _close_builtin(spec)
+    raise InputError(
+        f"--dataset {spec!r}: expected {' or '.join(BUILTIN_DATASETS)}, a RecBole atomic-file "
+        f"folder, or a text file with one user per line, but no such file or folder exists." + hint
     )
 
 

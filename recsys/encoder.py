@@ -14,6 +14,8 @@ the other) but:
 * runs the position-wise work of the other layers on the positions before ``len`` only (packed):
   later positions are padding that never reaches the output (17% of the positions are items in
   Beauty's training sequences, 78% in ml-100k's);
+* runs attention per group of rows of similar length, each on its own longest length instead of
+  50 (keys after ``len`` get weight exactly 0 either way);
 * uses the fused :func:`torch.nn.functional.gelu` (the exact erf form RecBole writes out by hand);
 * draws dropout masks with :func:`torch.rand_like` and a comparison instead of ``bernoulli_``
   (same distribution; about 2.5x faster on CPU, where dropout was the largest cost after the
@@ -27,6 +29,8 @@ drawn differently but from the same distribution.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -73,11 +77,6 @@ def fast_dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return x * 0.0
     keep = (torch.rand_like(x) >= p).to(x.dtype).mul_(1.0 / (1.0 - p))
     return x * keep
-
-
-def _scatter(values: Tensor, index: Tensor, rows: int) -> Tensor:
-    """Rows ``index`` of a zero (rows, C) tensor set to ``values`` (T, C); differentiable."""
-    return values.new_zeros(rows, values.shape[-1]).index_copy(0, index, values)
 
 
 def _attend(
@@ -136,13 +135,71 @@ def _packed_positions(valid: Tensor) -> Tensor:
     return torch.cat([flat_valid, flat_pad])
 
 
+#: Rows are split into at most this many groups of similar length for attention.
+ATTENTION_GROUPS = 4
+#: ... of at least this many rows each.
+MIN_GROUP_ROWS = 32
+
+
+class _Group(NamedTuple):
+    """Rows of similar length, attended on a (rows, L_g, L_g) layout with L_g their max length."""
+
+    rows: Tensor  # (B_g,) batch rows
+    gather: Tensor  # (B_g, L_g) packed index of each position, T (a zero row) for padding
+    src: Tensor  # (V,) flat positions of the group's layout that hold a packed token
+    dest: Tensor  # (V,) their packed indices
+    mask: Tensor  # (B_g, L_g, L_g) additive mask
+    last_mask: Tensor  # (B_g, 1, L_g) the mask row of each row's position len - 1
+
+
+def _length_groups(
+    item_seq: Tensor, lengths: Tensor, slot: Tensor, n_tokens: int, dtype: torch.dtype
+) -> list[_Group]:
+    """Split the rows by length so that attention runs on each group's own length.
+
+    A key at a position ``>= len`` is masked (weight exactly 0 after the softmax: -10000 under
+    float32's exp underflows), and no query at such a position reaches the output, so cutting
+    a group's layout at its longest row changes nothing but the work: on Beauty's training
+    batches, four groups do about a quarter of the padded (B, 50, 50) attention.
+    """
+    batch, length = item_seq.shape
+    n_groups = max(1, min(ATTENTION_GROUPS, batch // MIN_GROUP_ROWS))
+    order = torch.argsort(lengths, stable=True)
+    slots = slot.view(batch, length)
+    groups = []
+    for rows in order.tensor_split(n_groups):
+        if rows.numel() == 0:
+            continue
+        span = int(lengths[rows].max())
+        index = slots[rows, :span]
+        valid = index >= 0
+        mask = causal_padding_mask(item_seq[rows, :span], dtype)[:, 0]
+        last = lengths[rows] - 1
+        groups.append(
+            _Group(
+                rows=rows,
+                gather=torch.where(valid, index, torch.full_like(index, n_tokens)),
+                src=valid.view(-1).nonzero().squeeze(1),
+                dest=index[valid],
+                mask=mask,
+                last_mask=mask[torch.arange(len(rows), device=rows.device), last][:, None, :],
+            )
+        )
+    return groups
+
+
+def _with_zero_row(x: Tensor) -> Tensor:
+    return torch.cat([x, x.new_zeros(1, x.shape[-1])])
+
+
 def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
     """The sequence representation of RecBole's SASRec (output at ``len - 1``), computed faster.
 
     Position-wise work (embeddings, projections, LayerNorms, feed-forward networks) runs on the
     packed positions ``< len`` of each row only: a position at or after ``len`` is never used
     (it is a masked key everywhere and not the output position), so skipping it changes nothing
-    that reaches the output. Attention runs on the padded (B, L, L) layout with RecBole's mask.
+    that reaches the output. Attention runs on padded layouts with RecBole's mask, one per group
+    of rows of similar length, each cut at its longest row (:func:`_length_groups`).
 
     Args:
         model: A RecBole ``SASRec`` (or a subclass with the same modules).
@@ -158,15 +215,14 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
     lengths = item_seq_len.clamp(1, length)
     positions = torch.arange(length, device=device)
     rows = torch.arange(batch, device=device)
-    last = lengths - 1
     flat = _packed_positions(positions[None, :] < lengths[:, None])  # (T,)
     slot = torch.full((batch * length,), -1, dtype=torch.long, device=device)
     slot[flat] = torch.arange(flat.numel(), device=device)
-    ends = slot[rows * length + last]  # packed index of each row's position len - 1
+    ends = slot[rows * length + lengths - 1]  # packed index of each row's position len - 1
 
     x = model.item_embedding(item_seq.view(-1)[flat]) + model.position_embedding(flat % length)
     x = fast_dropout(model.LayerNorm(x), model.dropout.p, training)  # (T, H)
-    mask = causal_padding_mask(item_seq, x.dtype)[:, 0]  # (B, L, L)
+    groups = _length_groups(item_seq, lengths, slot, flat.numel(), x.dtype)
     gelu = getattr(model, "hidden_act", "gelu") == "gelu"
     layers = list(model.trm_encoder.layer)
     size = x.shape[-1]
@@ -175,19 +231,29 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
         if i < len(layers) - 1:
             weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])
             bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])
-            qkv = _scatter(F.linear(x, weight, bias), flat, batch * length)
-            q, k, v = qkv.view(batch, length, 3 * size).split(size, dim=-1)
-            context = _attend(attn, q, k, v, mask, training).reshape(batch * length, size)
-            x = _add_norm(attn, context.index_select(0, flat), x, training)
+            qkv = _with_zero_row(F.linear(x, weight, bias))  # (T + 1, 3H)
+            parts = []
+            for g in groups:
+                q, k, v = qkv[g.gather].split(size, dim=-1)  # (B_g, L_g, H) each
+                context = _attend(attn, q, k, v, g.mask, training).reshape(-1, size)
+                parts.append(context.index_select(0, g.src))
+            dest = torch.cat([g.dest for g in groups])
+            context = x.new_zeros(x.shape).index_copy(0, dest, torch.cat(parts))
+            x = _add_norm(attn, context, x, training)
             x = _feed_forward(layer.feed_forward, x, gelu, training)
         else:
             weight = torch.cat([attn.key.weight, attn.value.weight])
             bias = torch.cat([attn.key.bias, attn.value.bias])
-            kv = _scatter(F.linear(x, weight, bias), flat, batch * length)
-            k, v = kv.view(batch, length, 2 * size).split(size, dim=-1)
+            kv = _with_zero_row(F.linear(x, weight, bias))  # (T + 1, 2H)
             query_in = x.index_select(0, ends)  # (B, H)
-            q = attn.query(query_in)[:, None, :]
-            context = _attend(attn, q, k, v, mask[rows, last][:, None, :], training)[:, 0]
+            q = attn.query(query_in)
+            parts = []
+            for g in groups:
+                k, v = kv[g.gather].split(size, dim=-1)
+                q_g = q.index_select(0, g.rows)[:, None, :]
+                parts.append(_attend(attn, q_g, k, v, g.last_mask, training)[:, 0])
+            order = torch.cat([g.rows for g in groups])
+            context = q.new_zeros(q.shape).index_copy(0, order, torch.cat(parts))
             x = _add_norm(attn, context, query_in, training)
             return _feed_forward(layer.feed_forward, x, gelu, training)
     return x.index_select(0, ends)

@@ -41,6 +41,7 @@ import numpy as np
 from recbole.model.sequential_recommender import BERT4Rec, GRU4Rec, SASRec
 from recbole.utils import init_seed
 
+from recsys._recbole import RECBOLE_LOGGER
 from recsys.config import (
     CONTRACT_METRICS,
     MODEL_NAMES,
@@ -49,7 +50,7 @@ from recsys.config import (
     RecsysConfig,
     dataset_profile,
 )
-from recsys.data import DatasetSource, resolve_dataset
+from recsys.data import DatasetInfo, DatasetSource, inspect_dataset, resolve_dataset
 from recsys.encoder import FastSASRec
 from recsys.loading import build_config, load_data
 from recsys.models import CL4SRec, DuoRec, MCLRec
@@ -58,6 +59,7 @@ from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 from shared.errors import InputError
 from shared.io import read_json, write_csv, write_json
 from shared.runtime import torch_threads
+from shared.training.run import RunFolder
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +187,7 @@ def recbole_settings(
         "weight_decay": t.weight_decay,
         "stopping_step": t.stopping_step,
         "eval_step": 1,
-        "valid_metric": t.valid_metric,
+        "valid_metric": t.metric,
         "seed": t.seed if seed is None else seed,
         "MAX_ITEM_LIST_LENGTH": cfg.max_seq_length,
         "topk": list(cfg.topk),
@@ -500,7 +502,7 @@ def _count_params(model: Any) -> int:
 
 
 def _train_and_test(
-    cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile
+    cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile, run_id: str
 ) -> ModelResult:
     spec = MODELS[run.name]
     run_dir = run.folder
@@ -530,7 +532,8 @@ def _train_and_test(
         label=label,
         progress=cfg.trainer.progress,
         history_mask=history_mask,
-        max_batches=cfg.trainer.max_batches,
+        max_batches=cfg.trainer.max_train_batches,
+        run_id=run_id,
     )
     trainer.fit(train, valid)
     start = time.perf_counter()
@@ -575,16 +578,21 @@ def _train_and_test(
     return result
 
 
-def _run(cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile) -> ModelResult:
-    if (run.folder / "metrics.json").exists():
+def _run(
+    cfg: RecsysConfig, run: _Run, source: DatasetSource, profile: Profile, folder: RunFolder
+) -> ModelResult:
+    stage = run.folder.relative_to(folder.path).as_posix()
+    if folder.is_finished(stage) and (run.folder / "metrics.json").exists():
         logger.info("%s: already evaluated in %s (kept)", run.name, run.folder)
         return _load_finished(run)
-    return _train_and_test(cfg, run, source, profile)
+    result = _train_and_test(cfg, run, source, profile, folder.run_id)
+    folder.mark_finished(stage, ndcg10=result.test.get("ndcg@10"))
+    return result
 
 
 def _summarize(cfg: RecsysConfig, name: str, results: list[ModelResult]) -> ModelSummary:
     """Select the dropout on the mean validation metric over the seeds."""
-    metric = cfg.trainer.valid_metric.lower()
+    metric = cfg.trainer.metric
     by_dropout: dict[float | None, list[ModelResult]] = {}
     for r in results:
         by_dropout.setdefault(r.dropout, []).append(r)
@@ -621,17 +629,35 @@ def evaluate_models(
         ``{model name: summary}`` in ``cfg.models`` order.
 
     Raises:
-        InputError: On bad data (see :mod:`recsys.data`), an ``out`` that is a file, or an
-            earlier run in ``out`` with different settings.
+        InputError: On bad data (see :mod:`recsys.data`), too few items for ``topk``, or an
+            ``out`` that cannot hold the run (:func:`recsys.run.prepare_run`); all checked
+            before anything is written.
     """
-    from recsys.report import write_reports
-    from recsys.run import check_resume, prepare_out
+    from recsys.run import prepare_run
 
-    out = Path(out)
-    prepare_out(out)
+    info = inspect_dataset(cfg.dataset)
+    prepared = prepare_run(out, cfg, info)
+    check_data_size(cfg, info)
+    folder = prepared.create()
+    level = RECBOLE_LOGGER.level
+    RECBOLE_LOGGER.setLevel(logging.WARNING)  # RecBole's chatter stays out of log.txt
+    try:
+        with folder.logging("recsys"):
+            return _evaluate(cfg, folder, on_model_done, command)
+    finally:
+        RECBOLE_LOGGER.setLevel(level)
+
+
+def _evaluate(
+    cfg: RecsysConfig,
+    folder: RunFolder,
+    on_model_done: Callable[[ModelSummary], None] | None,
+    command: str | None,
+) -> dict[str, ModelSummary]:
+    from recsys.report import write_reports
+
+    out = folder.path
     source = resolve_dataset(cfg.dataset, out)
-    check_data_size(cfg, source)
-    check_resume(out, cfg)
     profile = dataset_profile(source.name)
     logger.info(
         "recsys evaluate: %s (%s) models %s, seeds %s -> %s; defaults: %s",
@@ -645,7 +671,7 @@ def evaluate_models(
     summaries: dict[str, ModelSummary] = {}
     with torch_threads(cfg.trainer.threads):
         for name, runs in _plan(cfg, out).items():
-            results = [_run(cfg, run, source, profile) for run in runs]
+            results = [_run(cfg, run, source, profile, folder) for run in runs]
             summaries[name] = _summarize(cfg, name, results)
             write_reports(out, cfg, summaries, source, profile, command=command)
             if on_model_done is not None:
@@ -657,7 +683,7 @@ def evaluate_models(
 MIN_USERS_FOR_COMPARISON = 100
 
 
-def check_data_size(cfg: RecsysConfig, source: DatasetSource) -> None:
+def check_data_size(cfg: RecsysConfig, source: DatasetInfo | DatasetSource) -> None:
     """Refuse cut-offs beyond the item count; warn on too few users or items to compare models.
 
     Raises:

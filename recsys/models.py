@@ -281,11 +281,7 @@ class MCLRec(CL4SRec):
                 raise ValueError("Expected two views (from make_views) for the augmenter step.")
             with torch.no_grad():
                 h1, h2 = self.encode_many([(views.seq1, views.len1), (views.seq2, views.len2)])
-            terms = self.contrastive_terms(h1, h2)
-            terms["loss"] = (
-                self.cl_weight * terms["loss/cl1"] + terms["loss/cl2"] + terms["loss/reg"]
-            )
-            return terms
+            return self.augmenter_loss(h1, h2)
         if self.recommendation_only:
             rec = self.rec_loss(
                 self.forward(interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]),
@@ -296,6 +292,10 @@ class MCLRec(CL4SRec):
                     "loss/reg": zero}  # fmt: skip
         if views is None:
             raise ValueError("Expected two views (from make_views) when beta or lambda > 0.")
+        return self.encoder_loss(interaction, *self.encode_batch(interaction, views))
+
+    def encode_batch(self, interaction: Any, views: Views) -> tuple[Tensor, Tensor, Tensor]:
+        """``h, h1, h2``: the input sequences and the two views, in one forward pass (B, H)."""
         h, h1, h2 = self.encode_many(
             [
                 (interaction[self.ITEM_SEQ], interaction[self.ITEM_SEQ_LEN]),
@@ -303,6 +303,12 @@ class MCLRec(CL4SRec):
                 (views.seq2, views.len2),
             ]
         )
+        return h, h1, h2
+
+    def encoder_loss(
+        self, interaction: Any, h: Tensor, h1: Tensor, h2: Tensor
+    ) -> dict[str, Tensor]:
+        """``L_rec + lambda L_cl1 + beta (L_cl2 + R)`` from encoded batches (steps 1, 3, joint)."""
         terms = self.contrastive_terms(h1, h2)
         rec = self.rec_loss(h, interaction)
         terms["loss/rec"] = rec
@@ -311,6 +317,12 @@ class MCLRec(CL4SRec):
             + self.cl_weight * terms["loss/cl1"]
             + self.beta * (terms["loss/cl2"] + terms["loss/reg"])
         )
+        return terms
+
+    def augmenter_loss(self, h1: Tensor, h2: Tensor) -> dict[str, Tensor]:
+        """``lambda L_cl1 + L_cl2 + R`` from encoded views (step 2; pass them detached)."""
+        terms = self.contrastive_terms(h1, h2)
+        terms["loss"] = self.cl_weight * terms["loss/cl1"] + terms["loss/cl2"] + terms["loss/reg"]
         return terms
 
 

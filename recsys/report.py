@@ -130,8 +130,9 @@ def results_markdown(
         "",
         "Protocol: time-ordered leave-one-out (last item = test, second-to-last = validation), "
         f"full ranking over all items, input = last {cfg.max_seq_length} items, "
-        f"model selection on validation {cfg.trainer.valid_metric} with early stopping "
-        f"(patience {cfg.trainer.stopping_step}, at most {cfg.trainer.epochs} epochs), "
+        f"model selection on validation {cfg.trainer.metric} with early stopping "
+        f"(patience {cfg.trainer.patience} epochs, RecBole stopping_step "
+        f"{cfg.trainer.stopping_step}; at most {cfg.trainer.epochs} epochs), "
         f"seed(s) {', '.join(map(str, seeds))}, "
         f"history masking {'on' if cfg.mask_history else 'off'}. "
         f"Data set: {source.origin} ({source.kind}). MCLRec defaults: {profile.source}.",
@@ -142,7 +143,7 @@ def results_markdown(
     if grid:
         lines += [
             f"Dropout selected per model among {', '.join(f'{d:g}' for d in grid)} on the "
-            f"validation {cfg.trainer.valid_metric} averaged over the seeds.",
+            f"validation {cfg.trainer.metric} averaged over the seeds.",
             "",
         ]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -177,8 +178,8 @@ def results_markdown(
                 f"| {name} | {t.n_users} | {t.mean_b:.4f} | {t.mean_a:.4f} | {t.diff:+.4f} | "
                 f"[{t.ci_low:+.4f}, {t.ci_high:+.4f}] | {t.p_value:.4f} |"
             )
-    if cfg.trainer.max_batches is not None:
-        lines += ["", f"Quick run: at most {cfg.trainer.max_batches} batches per epoch."]
+    if cfg.trainer.max_train_batches is not None:
+        lines += ["", f"Quick run: at most {cfg.trainer.max_train_batches} batches per epoch."]
     if command:
         lines += ["", "Reproduce:", "", "```", command, "```"]
     return "\n".join(lines) + "\n"

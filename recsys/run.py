@@ -1,53 +1,42 @@
-"""The evaluation's run folder: refuse a file or a run with other settings; record the config."""
+"""The evaluation's run folder on :class:`shared.training.run.RunFolder`.
+
+``RUN`` is one :class:`~shared.training.run.RunFolder` of domain ``recsys``, command
+``evaluate``: its marker records the config and a fingerprint of the data file, so a folder that
+is not ours, a run with other settings (outside :data:`SAFE_KEYS`) or on a changed data file is
+refused before anything is written. Each training run (a model, seed and dropout) is a named
+stage, ``RUN/<model>`` or ``RUN/<model>/seed2021_dropout0.5``, marked finished when tested.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from recsys.config import RecsysConfig
-from shared.config import dump_yaml, to_dict
-from shared.errors import InputError
-from shared.io import atomic_write_text
-from shared.training.checkpoint import config_diff
+from recsys.data import DatasetInfo
+from shared.training.run import RunFolder, data_fingerprint
 
-__all__ = ["SAFE_KEYS", "check_resume", "prepare_out"]
+__all__ = ["COMMAND", "DOMAIN", "SAFE_KEYS", "prepare_run"]
 
-#: Settings that may differ when a run folder is resumed: they add runs or change only how the
-#: run is executed, never what a finished run computed.
-SAFE_KEYS = frozenset(
-    {
-        "models",
-        "seeds",
-        "encoder.dropout_grid",
-        "trainer.progress",
-        "trainer.device",
-        "trainer.threads",
-    }
-)
+DOMAIN = "recsys"
+COMMAND = "evaluate"
+
+#: Settings that may differ when a run folder is resumed (beyond the shared ones: progress,
+#: device, threads): they add or drop training runs, never change what a finished one computed.
+SAFE_KEYS = frozenset({"models", "seeds", "encoder.dropout_grid"})
 
 
-def prepare_out(out: Path) -> None:
-    """Create ``out`` (refusing a file)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a folder.")
-    out.mkdir(parents=True, exist_ok=True)
+def prepare_run(out: str | Path, cfg: RecsysConfig, data: DatasetInfo) -> RunFolder:
+    """Check that ``out`` can hold this evaluation (or resume it); write nothing.
 
-
-def check_resume(out: Path, cfg: RecsysConfig) -> None:
-    """Refuse ``out`` if it holds a run with other settings; write ``config.yaml``."""
-    path = out / "config.yaml"
-    current = to_dict(cfg)
-    if path.exists():
-        try:
-            saved = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: cannot read the earlier run's config: {exc}") from None
-        diff = config_diff(saved, current, SAFE_KEYS)
-        if diff:
-            raise InputError(
-                f"--out {out} holds a run with other settings ({'; '.join(diff[:4])}); "
-                "use another --out folder, or the same settings to resume it."
-            )
-    atomic_write_text(path, dump_yaml(current))
+    Raises:
+        InputError: If ``out`` is a file, a folder that is not empty and not a recsys evaluate
+            run, a run with other settings, or a run on other data.
+    """
+    return RunFolder.prepare(
+        out,
+        domain=DOMAIN,
+        command=COMMAND,
+        config=cfg,
+        data=data_fingerprint(*data.files),
+        safe_keys=SAFE_KEYS,
+    )

@@ -45,14 +45,14 @@ from tqdm.auto import tqdm
 
 from recsys._recbole import recbole_scope
 from recsys.models import MIN_CONTRAST_BATCH, MCLRec
+from shared.errors import InputError
 from shared.io import atomic_torch_save, write_csv
-from shared.training.checkpoint import get_rng_state, safe_load, set_rng_state
+from shared.training.checkpoint import get_rng_state, load_weights, safe_load, set_rng_state
+from shared.training.run import RUN_FORMAT, stamp_run_id
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["FORMAT_VERSION", "HistoryMask", "MCLRecTrainer", "RecTrainer"]
-
-FORMAT_VERSION = 1
+__all__ = ["HistoryMask", "MCLRecTrainer", "RecTrainer"]
 
 
 class HistoryMask:
@@ -197,6 +197,9 @@ class RecTrainer(Trainer):
         progress: Show tqdm bars.
         history_mask: Mask each user's earlier items at evaluation (None: do not).
         max_batches: Train on at most this many batches per epoch (smoke runs, benchmarks).
+        run_id: The id of the run folder (:class:`shared.training.run.RunFolder`) this
+            training belongs to: stamped into ``weights.pt`` and ``state.pt``, and a
+            ``state.pt`` of another run is refused. None: not checked.
     """
 
     def __init__(
@@ -209,7 +212,9 @@ class RecTrainer(Trainer):
         progress: bool = True,
         history_mask: HistoryMask | None = None,
         max_batches: int | None = None,
+        run_id: str | None = None,
     ) -> None:
+        self.run_id = run_id
         with recbole_scope():
             super().__init__(config, model)
         self.logger = logging.getLogger("recsys.trainer")
@@ -375,14 +380,22 @@ class RecTrainer(Trainer):
         """Called by ``fit`` when the validation metric improves: keep the best weights."""
         self._best_state = self._state_dict_cpu()
         self.best_epoch = epoch
-        atomic_torch_save(self._best_state, self.run_dir / "weights.pt")
+        state = self._best_state
+        if self.run_id is not None:
+            state = stamp_run_id(state, self.run_id)
+        atomic_torch_save(state, self.run_dir / "weights.pt")
 
     def load_best(self, path: str | Path | None = None) -> None:
-        """Load the best epoch's weights (or those in ``path``) into the model."""
-        state = safe_load(path) if path is not None else self._best_state
-        if state is None:
-            state = safe_load(self.run_dir / "weights.pt")
-        self.model.load_state_dict(state)
+        """Load the best epoch's weights (or those in ``path``) into the model.
+
+        Raises:
+            InputError: If the file is missing, does not fit the model, or (with a ``run_id``)
+                was written by another run.
+        """
+        if path is None and self._best_state is not None:
+            self.model.load_state_dict(self._best_state)
+            return
+        load_weights(path or self.run_dir / "weights.pt", self.model, run_id=self.run_id)
 
     def _epoch_end(self, epoch_idx: int, valid_score: float) -> None:
         """``fit``'s per-epoch callback: history row, then the resumable state."""
@@ -418,7 +431,8 @@ class RecTrainer(Trainer):
         """Write ``state.pt``: model, optimizers, early stopping, history, RNG states."""
         loader = self._train_loader
         state = {
-            "format_version": FORMAT_VERSION,
+            "format_version": RUN_FORMAT,
+            "run_id": self.run_id,
             "epoch": self.start_epoch,
             "stopped_early": self.stopped_early,
             "cur_step": self.cur_step,
@@ -444,6 +458,13 @@ class RecTrainer(Trainer):
         if not path.exists():
             return False
         state = safe_load(path)
+        if not isinstance(state, dict) or state.get("format_version") != RUN_FORMAT:
+            raise InputError(f"{path}: not a recsys training state of format {RUN_FORMAT}.")
+        if self.run_id is not None and state.get("run_id") != self.run_id:
+            raise InputError(
+                f"{path} belongs to another run (id {state.get('run_id')}), not to the run in "
+                f"{self.run_dir.parent} (id {self.run_id}); copy whole run folders only."
+            )
         self.model.load_state_dict(state["model"])
         for name, opt in self.optimizers().items():
             opt.load_state_dict(state["optimizers"][name])
@@ -556,6 +577,53 @@ class MCLRecTrainer(RecTrainer):
 
     def train_step(self, interaction: Any) -> dict[str, float]:
         """One batch of the alternating update (three steps on the same two views).
+
+        The augmenter step does not change the encoder, so the encoder's forward pass over the
+        input and the two views after step 1 serves both step 2 (detached: the augmenters'
+        loss and gradients are those of a ``no_grad`` re-run) and step 3 (with the augmenters
+        updated by step 2). That is the official schedule with one forward pass of the views
+        fewer (:meth:`train_step_reference`); with dropout on, steps 2 and 3 share their
+        dropout masks instead of drawing their own (the same law for each step).
+
+        Args:
+            interaction: A RecBole batch on the model's device.
+
+        Returns:
+            The named losses of steps 1 (``loss``, ``loss/rec``, ...), 2 (``augmenter/...``).
+        """
+        model: Any = self.model
+        if model.recommendation_only:
+            return self.train_step_reference(interaction)
+        views = model.make_views(interaction)
+        augmenters = model.augmenter_parameters
+        # step 1: encoder, augmenters frozen
+        _set_requires_grad(augmenters(), False)
+        self.optimizer.zero_grad()
+        terms = model.encoder_loss(interaction, *model.encode_batch(interaction, views))
+        self._backward_step(terms["loss"], self.optimizer, model.encoder_parameters())
+        record = {k: float(v.detach()) for k, v in terms.items()}
+        h, h1, h2 = model.encode_batch(interaction, views)  # the updated encoder, once
+        # step 2: augmenters on the detached views (skipped for a batch of one row)
+        if len(views.len1) >= MIN_CONTRAST_BATCH:
+            _set_requires_grad(augmenters(), True)
+            self.augmenter_optimizer.zero_grad()
+            terms = model.augmenter_loss(h1.detach(), h2.detach())
+            self._backward_step(terms["loss"], self.augmenter_optimizer, augmenters())
+            record.update({f"augmenter/{k}": float(v.detach()) for k, v in terms.items()})
+            _set_requires_grad(augmenters(), False)
+        # step 3: encoder again, with the updated augmenters frozen
+        self.optimizer.zero_grad()
+        terms = model.encoder_loss(interaction, h, h1, h2)
+        self._backward_step(terms["loss"], self.optimizer, model.encoder_parameters())
+        _set_requires_grad(augmenters(), True)
+        return record
+
+    def train_step_reference(self, interaction: Any) -> dict[str, float]:
+        """One batch of the alternating update written as the official Trainer runs it.
+
+        Three forward passes: the encoder step, the augmenter step (the updated encoder re-run
+        under ``no_grad``), the encoder step again. :meth:`train_step` computes the same thing
+        with one encoder forward less (tested equal with dropout off).
 
         Args:
             interaction: A RecBole batch on the model's device.

@@ -9,12 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-import pipelines.recsys_cli  # noqa: F401  (registers the `recsys` command)
 from pipelines.cli import main
+from shared.errors import InputError
+from shared.training.checkpoint import load_weights
+from shared.training.run import RunFolder
 
 from .conftest import write_sequences
 
-FAST = ["trainer.max_batches=2", "trainer.batch_size=16", "trainer.progress=false"]
+FAST = ["trainer.max_train_batches=2", "trainer.batch_size=16", "trainer.progress=false"]
 CONTRACT_TEST_KEYS = {"hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10"}
 
 
@@ -52,6 +54,7 @@ def test_evaluate_end_to_end(
     assert "leave-one-out" in table
     assert (out / "valid_ndcg.png").read_bytes()[:4] == b"\x89PNG"
     assert "MCLRec epoch 2/2" in (out / "log.txt").read_text()
+    assert "Reproduce:" in table
     history = (out / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 2 * 2
     for name in results:
@@ -60,6 +63,9 @@ def test_evaluate_end_to_end(
         torch.load(out / name / "state.pt", weights_only=True)
     # nothing written outside the run folder (RecBole's log/, saved/, log_tensorboard/)
     assert sorted(os.listdir(tmp_path)) == ["run", "shop.txt"]
+    other = RunFolder.prepare(tmp_path / "other", domain="recsys", command="evaluate")
+    with pytest.raises(InputError, match="another run"):  # weights carry their run's id
+        load_weights(out / "MCLRec" / "weights.pt", torch.nn.Module(), run_id=other.run_id)
 
     # the same command again (another thread count is fine) keeps the finished models; -q keeps
     # the console quiet
@@ -73,7 +79,9 @@ def test_evaluate_end_to_end(
 
     # other settings on the same folder are refused
     assert run(*argv, "contrast.mclrec_beta=0.3") == 2
-    assert "other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "another config: contrast.mclrec_beta (None -> 0.3)" in err
+    assert err.count("\n") == 1
 
 
 @pytest.mark.parametrize(
@@ -85,7 +93,7 @@ def test_evaluate_end_to_end(
         ("1 2 3\n1 4 5\n", [], "already has line 1"),
         ("1 2 3\n", ["--models", "SASrec,MCLRec"], "did you mean 'SASRec'"),
         ("1 2 3\n", ["trainer.epoch=3"], "did you mean `trainer.epochs`"),
-        ("1 2 3\n", ["trainer.valid_metric=auc@10"], "valid_metric"),
+        ("1 2 3\n", ["trainer.monitor=auc@10"], "monitor"),
         ("1 2 3\n", ["topk=5,10"], "include 10 and 20"),
     ],
 )
@@ -113,7 +121,7 @@ def test_single_interaction_users_are_dropped_with_a_warning(
     data.write_text(data.read_text() + "999 5\n")
     out = tmp_path / "o"
     argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--epochs", "1",
-            *FAST, "trainer.max_batches=1"]  # fmt: skip
+            *FAST, "trainer.max_train_batches=1"]  # fmt: skip
     assert run(*argv) == 0
     assert "1 user(s) with a single interaction" in caplog.text
     assert "999\t" not in (out / "data" / "d" / "d.inter").read_text()
@@ -124,7 +132,7 @@ def test_every_model_runs(tmp_path: Path) -> None:
     data = write_sequences(tmp_path / "d.txt", n_users=16)
     models = "BERT4Rec,FastSASRec,CL4SRec,MCLRec-J"
     argv = ["--dataset", str(data), "--models", models, "--out", str(tmp_path / "o"),
-            "--epochs", "1", "--mask-history", *FAST, "trainer.max_batches=1"]  # fmt: skip
+            "--epochs", "1", "--mask-history", *FAST, "trainer.max_train_batches=1"]  # fmt: skip
     assert run(*argv) == 0
     results = json.loads((tmp_path / "o" / "results.json").read_text())
     assert list(results) == models.split(",")
@@ -133,19 +141,22 @@ def test_every_model_runs(tmp_path: Path) -> None:
 def test_help_lists_models_and_keys(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["recsys", "evaluate", "--help"]) == 0
     text = capsys.readouterr().out
-    for word in ("MCLRec-J", "--mask-history", "mclrec_beta", "results.json"):
+    for word in ("MCLRec-J", "--mask-history", "mclrec_beta", "results.json", "--seeds",
+                 "SASRec2Step", "DuoRec", "trainer.patience", "encoder.dropout_grid"):  # fmt: skip
         assert word in text
 
 
 @pytest.mark.slow
 def test_demo_step_smoke(tmp_path: Path) -> None:
-    from pipelines.recsys_cli import demo_step
+    from recsys.commands import demo_step
+    from shared.domain import DemoContext
 
-    result = demo_step(tmp_path / "recsys", quick=True, smoke=True, device="cpu", progress=False)
-    assert set(result) == {"title", "metrics", "summary_html", "links", "notes"}
-    assert set(result["metrics"]) == {
+    ctx = DemoContext(tmp_path / "recsys", quick=True, smoke=True, device="cpu", progress=False)
+    result = demo_step(ctx)
+    assert set(result.metrics) == {
         "ndcg@10/SASRec", "hit@10/SASRec", "ndcg@10/MCLRec", "hit@10/MCLRec",
     }  # fmt: skip
-    assert "<table>" in result["summary_html"]
-    for href in result["links"].values():
+    assert "<table>" in result.summary_html
+    for href in result.links.values():
         assert (tmp_path / "recsys" / href).exists(), href
+    assert demo_step(ctx).metrics == result.metrics  # re-runnable into the same folder

@@ -22,7 +22,7 @@ def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
         RecsysConfig(dataset=str(data), models=("FastSASRec", "SASRec2Step", "DuoRec"),
                      seeds=(3, 4)),
         encoder={"dropout_grid": (0.1, 0.5), "inner_size": 32},
-        trainer={"epochs": 1, "batch_size": 16, "max_batches": 2, "device": "cpu",
+        trainer={"epochs": 1, "batch_size": 16, "max_train_batches": 2, "device": "cpu",
                  "progress": False, "threads": 1},
     )  # fmt: skip
     out = tmp_path / "run"

@@ -31,7 +31,7 @@ def test_trained_models_beat_chance_and_checkpoints_reproduce_metrics(tmp_path: 
         RecsysConfig(dataset=str(data), models=("FastSASRec", "MCLRec")),
         encoder={"dropout": 0.1},
         trainer={"epochs": 4, "batch_size": 32, "device": "cpu", "progress": False, "threads": 1,
-                 "stopping_step": 100},
+                 "patience": 100},
     )  # fmt: skip
     out = tmp_path / "run"
     results = evaluate_models(cfg, out)

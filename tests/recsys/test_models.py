@@ -38,7 +38,12 @@ def odd_sequences(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
 # ----------------------------------------------------------------------------- encoder
 
 
-def test_fast_encoder_equals_recbole_forward(make_setup: Any) -> None:
+@pytest.mark.parametrize("min_group_rows", [32, 3])  # one attention group; five groups
+def test_fast_encoder_equals_recbole_forward(
+    make_setup: Any, monkeypatch: pytest.MonkeyPatch, min_group_rows: int
+) -> None:
+    monkeypatch.setattr("recsys.encoder.MIN_GROUP_ROWS", min_group_rows)
+    monkeypatch.setattr("recsys.encoder.ATTENTION_GROUPS", 5)
     config, _, train, _, _ = make_setup(SASRec)
     torch.manual_seed(0)
     model = SASRec(config, train.dataset).eval()
@@ -50,7 +55,10 @@ def test_fast_encoder_equals_recbole_forward(make_setup: Any) -> None:
         torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_fast_encoder_gradients_match_and_state_dicts_are_shared(make_setup: Any) -> None:
+def test_fast_encoder_gradients_match_and_state_dicts_are_shared(
+    make_setup: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("recsys.encoder.MIN_GROUP_ROWS", 4)  # four attention groups
     config, _, train, _, _ = make_setup(SASRec, hidden_dropout_prob=0.0, attn_dropout_prob=0.0)
     torch.manual_seed(0)
     slow = SASRec(config, train.dataset)
@@ -162,7 +170,7 @@ def test_alternating_update_steps_encoder_twice_and_augmenters_once(
     model.loss_terms = spy  # type: ignore[method-assign]
     theta0 = _snapshot(model.encoder_parameters())
     phi0 = _snapshot(model.augmenter_parameters())
-    trainer.train_step(first_batch(train))
+    trainer.train_step_reference(first_batch(train))  # train_step: tested equal below
     theta3 = _snapshot(model.encoder_parameters())
     phi3 = _snapshot(model.augmenter_parameters())
 
@@ -366,3 +374,30 @@ def test_duorec_loss_composition(make_setup: Any, contrast: str) -> None:
         if name != "position_embedding.weight":
             assert p.grad is not None, name
             assert torch.isfinite(p.grad).all(), name
+
+
+def test_optimised_step_gives_the_parameters_of_the_official_schedule(
+    make_setup: Any, tmp_path: Any
+) -> None:
+    config, _, train, _, _ = make_setup(
+        MCLRec, beta=0.5, cl_weight=0.1, hidden_dropout_prob=0.0, attn_dropout_prob=0.0
+    )
+    torch.manual_seed(0)
+    fast = MCLRec(config, train.dataset)
+    slow = copy.deepcopy(fast)
+    fast_trainer = MCLRecTrainer(config, fast, run_dir=tmp_path / "a", progress=False)
+    slow_trainer = MCLRecTrainer(config, slow, run_dir=tmp_path / "b", progress=False)
+    batches = [b for _, b in zip(range(3), train)]
+    for i, batch in enumerate(batches):
+        torch.manual_seed(100 + i)  # the same views for both
+        got = fast_trainer.train_step(batch)
+        torch.manual_seed(100 + i)
+        expected = slow_trainer.train_step_reference(batch)
+        assert got == pytest.approx(expected, rel=1e-4, abs=1e-5)
+    for (name, p), q in zip(slow.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=name)
+    for name in ("optimizer", "augmenter_optimizer"):
+        a = fast_trainer.optimizers()[name].state_dict()["state"]
+        b = slow_trainer.optimizers()[name].state_dict()["state"]
+        for k in b:
+            torch.testing.assert_close(a[k]["exp_avg"], b[k]["exp_avg"], rtol=1e-4, atol=1e-6)
