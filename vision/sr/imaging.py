@@ -83,7 +83,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[NDArray[np.uint8], bool]:
                 raise InputError(
                     f"{path}: expected an 8-bit image, but it has mode {mode} (16/32-bit)."
                 )
-            arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+            arr = np.array(im.convert("RGB"), dtype=np.uint8)
             grey = mode in ("L", "1", "LA") or (mode == "P" and _is_grey(arr))
     except InputError:
         raise
