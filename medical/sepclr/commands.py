@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from medical.sepclr.config import SepCLRConfig
-from medical.sepclr.report import comparison_markdown, markdown_table
+from medical.sepclr.report import comparison_rows, markdown_table
 from shared.domain import DemoContext, DemoResult
 from shared.report import html_link, html_table
 
@@ -47,7 +47,7 @@ def evaluate(args: argparse.Namespace) -> int:
     """``contrasuite sepclr evaluate --run RUN``: probes of a trained run."""
     from medical.sepclr.train import evaluate_run
 
-    metrics = evaluate_run(args.run, args.device)
+    metrics = evaluate_run(args.run, args.device, compare=args.compare or ())
     _print_probes(metrics, Path(args.run))
     return 0
 
@@ -73,7 +73,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
     results: dict[str, dict[str, Any]] = {}
     for method in ("sepclr", "simclr"):
         results[method] = train_run(_demo_config(ctx, method), ctx.out_dir / method)
-    headers, rows = comparison_markdown(results)
+    headers, rows = comparison_rows(results)
     metrics: dict[str, float] = {}
     for method, m in results.items():
         for space, probes in m["probes"].items():

@@ -108,12 +108,19 @@ DOMAIN = DomainSpec(
                 "RUN/report.html (2-D maps of each space)."
             ),
             run="medical.sepclr.commands:evaluate",
-            examples="contrasuite sepclr evaluate --run runs/sep",
+            examples="contrasuite sepclr evaluate --run runs/sep\n"
+            "contrasuite sepclr evaluate --run runs/sep --compare runs/simclr runs/cpca",
             options=(
                 Option(
                     ("--run",),
                     help="a sepclr train run folder",
                     kwargs={"required": True, "metavar": "RUN"},
+                ),
+                Option(
+                    ("--compare",),
+                    help="other sepclr runs on the same data: a methods x probes table in "
+                    "results.md",
+                    kwargs={"nargs": "+", "metavar": "RUN", "default": None},
                 ),
                 Option(
                     ("--device",),

@@ -14,7 +14,14 @@ from medical.sepclr.data import ContrastiveSet
 from medical.sepclr.evaluate import Features, chance_levels
 from shared.report import figure_to_data_uri, html_img, html_page, html_table
 
-__all__ = ["EXPECTED", "map_figure", "markdown_table", "results_markdown", "results_page"]
+__all__ = [
+    "EXPECTED",
+    "comparison_rows",
+    "map_figure",
+    "markdown_table",
+    "results_markdown",
+    "results_page",
+]
 
 #: What a perfect separation gives, per (space, factor role): "high" or "low".
 EXPECTED = {("salient", "salient"): "high", ("common", "salient"): "low",
@@ -97,7 +104,8 @@ def map_figure(features: Features, ds: ContrastiveSet, kind: str = "rep") -> Any
             sc = ax.scatter(*xy[~undefined].T, s=4, c=values[~undefined], cmap="tab10",
                             vmin=0, vmax=9)  # fmt: skip
             if name == "group":
-                ax.legend(*sc.legend_elements(), title="group", fontsize=6, title_fontsize=6)
+                handles, _ = sc.legend_elements()
+                ax.legend(handles, ["background", "target"], fontsize=6)
             ax.set_title(f"{space} space, by {name}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -128,7 +136,7 @@ def results_page(
     return html_page(f"SepCLR: {method} on {dataset}", body, subtitle=_expectation(ds))
 
 
-def comparison_markdown(
+def comparison_rows(
     results: Mapping[str, Mapping[str, Any]],
 ) -> tuple[list[str], list[list[Any]]]:
     """Methods x probes: ``results`` maps a row label to a ``metrics.json``; one row per space."""

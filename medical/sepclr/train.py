@@ -22,8 +22,10 @@ Layout of a run: ``RUN/train/`` is the Trainer's folder (``state.pt``, per-epoch
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +40,12 @@ from medical.sepclr.data import ContrastiveSet, from_arrays, load_data
 from medical.sepclr.evaluate import Features, chance_levels, extract_features, run_probes
 from medical.sepclr.losses import SepCLRWeights
 from medical.sepclr.model import SepCLRModel, SingleModel
-from medical.sepclr.report import results_markdown, results_page
+from medical.sepclr.report import comparison_rows, markdown_table, results_markdown, results_page
 from medical.sepclr.synth import GENERATED_FILE, make_generated
 from medical.sepclr.tasks import CVAETask, SepCLRTask, SimCLRTask
 from shared.config import from_dict, to_dict
 from shared.errors import InputError
-from shared.io import atomic_write_bytes
+from shared.io import atomic_write_bytes, read_json
 from shared.runtime import resolve_device, torch_threads
 from shared.training import Trainer, seed_everything
 from shared.training.checkpoint import safe_load
@@ -53,6 +55,12 @@ __all__ = ["build_model", "evaluate_run", "load_dataset", "train_run"]
 
 logger = logging.getLogger(__name__)
 DOMAIN = "sepclr"
+
+
+@functools.lru_cache(maxsize=2)
+def _generated(n_per_group: int, size: int, seed: int) -> dict[str, np.ndarray]:
+    """The generated set, cached: the demo trains two methods on it in one process."""
+    return make_generated(n_per_group, size, seed)
 
 
 def load_dataset(cfg: SepCLRConfig) -> tuple[ContrastiveSet, str]:
@@ -69,7 +77,7 @@ def load_dataset(cfg: SepCLRConfig) -> tuple[ContrastiveSet, str]:
     """
     d = cfg.data
     if not d.path:
-        arrays = make_generated(d.n_per_group, d.size, d.split_seed)
+        arrays = _generated(d.n_per_group, d.size, d.split_seed)
         ds = from_arrays(arrays, Path(GENERATED_FILE))
         return ds, data_fingerprint("generated", d.n_per_group, d.size, d.split_seed)
     ds = load_data(d.path, split=d.split, test_fraction=d.test_fraction, split_seed=d.split_seed)
@@ -177,7 +185,7 @@ def _features(
 
 def _evaluate(
     run: RunFolder, cfg: SepCLRConfig, ds: ContrastiveSet, model: nn.Module | CPCA,
-    device: str | None = None,
+    device: str | None = None, others: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     dev = resolve_device(device or cfg.trainer.device)
     with run.logging("medical.sepclr"), torch_threads(cfg.trainer.threads):
@@ -206,18 +214,29 @@ def _evaluate(
             "seed": cfg.trainer.seed,
         }
         run.write_json("metrics.json", metrics)
-        run.write_text("results.md", results_markdown(label, ds.name, probes, ds))
+        extra = ""
+        if others:
+            rows_in: dict[str, Mapping[str, Any]] = {f"{label} (this run)": metrics}
+            rows_in.update({f"{m.get('label', m.get('method'))} ({Path(w).name})": m
+                            for w, m in others.items()})  # fmt: skip
+            headers, rows = comparison_rows(rows_in)
+            extra = "\n## Methods x probes\n\n" + markdown_table(headers, rows) + "\n"
+        run.write_text("results.md", results_markdown(label, ds.name, probes, ds, extra))
         run.write_text("report.html", results_page(label, ds.name, probes, test_f, ds))
         logger.info("probes: %s", probes)
     return metrics
 
 
-def evaluate_run(path: str | Path, device: str | None = None) -> dict[str, Any]:
+def evaluate_run(
+    path: str | Path, device: str | None = None, compare: Sequence[str | Path] = ()
+) -> dict[str, Any]:
     """Re-evaluate a finished run from its ``weights.pt`` (``contrasuite sepclr evaluate``).
 
     Args:
         path: The run folder.
         device: ``cpu``, ``cuda`` or ``auto``; default: the run's.
+        compare: Other evaluated sepclr runs on the same data set; their probes join this
+            run's in a methods x probes table in ``results.md``.
 
     Returns:
         The metrics written to ``RUN/metrics.json``.
@@ -226,6 +245,12 @@ def evaluate_run(path: str | Path, device: str | None = None) -> dict[str, Any]:
         InputError: If the folder is not a finished SepCLR run, or its data changed.
     """
     run = RunFolder.open_existing(path, domain=DOMAIN, command="train")
+    others = {}
+    for other in compare:
+        folder = RunFolder.open_existing(other, domain=DOMAIN, command="train", option="--compare")
+        if not (folder.path / "metrics.json").is_file():
+            raise InputError(f"--compare {folder.path}: no metrics.json; evaluate that run first.")
+        others[str(folder.path)] = read_json(folder.path / "metrics.json")
     if not run.is_finished("train"):
         raise InputError(
             f"--run {run.path}: the training has not finished; run the same train command again "
@@ -234,9 +259,15 @@ def evaluate_run(path: str | Path, device: str | None = None) -> dict[str, Any]:
     cfg = from_dict(SepCLRConfig, run.config, source=str(run.path / "config.yaml"))
     ds, fingerprint = load_dataset(cfg)
     run.check_data(fingerprint, f"the data of {cfg.data.path or 'the generated set'}")
+    for where, m in others.items():
+        if m.get("dataset") != ds.name or m.get("n_test") != len(ds.x_test):
+            raise InputError(
+                f"--compare {where}: a run on {m.get('dataset')} ({m.get('n_test')} test images), "
+                f"not on this run's {ds.name} ({len(ds.x_test)})."
+            )
     model = build_model(cfg, ds)
     _load_weights(run, model)
-    return _evaluate(run, cfg, ds, model, device)
+    return _evaluate(run, cfg, ds, model, device, others)
 
 
 def _load_weights(run: RunFolder, model: nn.Module | CPCA) -> None:

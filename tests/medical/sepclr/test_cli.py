@@ -124,6 +124,14 @@ def test_make_data_then_train_sepclr_beats_chance_and_evaluate_reproduces(
     # the same command again resumes the finished run: same metrics, no retraining
     assert main(argv) == 0
     assert json.loads((run / "metrics.json").read_text())["probes"] == before["probes"]
+    # a methods x probes table with another run on the same data
+    cpca = tmp_path / "cpca"
+    assert main(["sepclr", "train", "--method", "cpca", "--data", str(data), "--out", str(cpca),
+                 *TINY]) == 0  # fmt: skip
+    assert main(["sepclr", "evaluate", "--run", str(run), "--compare", str(cpca)]) == 0
+    table = (run / "results.md").read_text()
+    assert "## Methods x probes" in table
+    assert "cpca (cpca)" in table
     # another config into the same folder is refused
     assert main([*argv, "loss.lambda_jem=0"]) == 2
     capsys.readouterr()
