@@ -36,16 +36,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from medical.ecg.config import ECGConfig
+from medical.ecg.infer import build_model
 from medical.ecg.losses import LossConfig, jaccard_matrix
 from medical.ecg.model import PrototypeBranch, ResNet1DClassifier
-from medical.ecg.train import (
-    ECGConfig,
-    FeatureTask,
-    JointTask,
-    SupervisedTask,
-    build_model,
-    train,
-)
+from medical.ecg.tasks import FeatureTask, JointTask, SupervisedTask
+from medical.ecg.train import train
 from shared.config import load_config
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ptbxl-subset"

@@ -37,7 +37,6 @@ __all__ = ["COMMAND_MODULES", "DOMAINS", "build_parser", "main"]
 #: Keep them light (argparse only; heavy imports inside the handlers).
 COMMAND_MODULES = (
     "pipelines.demo",  # contrasuite demo
-    "pipelines.ecg_cli",  # contrasuite ecg synth|train|evaluate|explain
     "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
 )
 #: The domains, each a light module defining ``DOMAIN`` (a :class:`shared.domain.DomainSpec`),
@@ -48,6 +47,7 @@ DOMAINS: tuple[str, ...] = (
     "medical.sepclr.domain",
     "vision.sr.domain",
     "medical.prostate.domain",
+    "medical.ecg.domain",
     "recsys.domain",
 )
 

@@ -669,7 +669,8 @@ def read_record(
     # One wfdb call reads header and samples (wfdb's header parsing is most of its cost);
     # when it fails, the header alone is read to say what is wrong.
     try:
-        rec = wfdb.rdrecord(base, return_res=32)
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # checked below
+            rec = wfdb.rdrecord(base, return_res=32)
     except Exception as exc:  # wfdb raises many types on malformed input
         try:
             header = wfdb.rdheader(base)
@@ -692,9 +693,9 @@ def read_record(
         sample, lead = (int(v) for v in np.argwhere(bad)[0])
         value = signal[sample, lead]
         what = "no value (NaN)" if np.isnan(value) else f"an infinite value ({value})"
-        hint = "" if np.isnan(value) else " (is the header's gain 0 or the unit wrong?)"
+        hint = "" if np.isnan(value) else " (check the gain and units in the header)"
         raise fail(
-            f"expected finite samples, but lead {names[lead]} has {what} at sample {sample} "
+            f"expected finite samples, but lead {rec.sig_name[lead]} has {what} at sample {sample} "
             f"({sample / sampling_rate:.2f} s); {int(bad.sum())} non-finite samples in all{hint}."
         )
     order = [upper.index(w) for w in wanted]

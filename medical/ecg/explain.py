@@ -19,7 +19,8 @@ entered the sum; with the official mean pooling it is the best window and the si
 is the mean over windows.
 
 Images are PNGs embedded as ``data:`` URIs, so a report opens offline and can be mailed as one
-file. The batch mode writes one report per ECG and an ``index.html`` linking them.
+file. :func:`medical.ecg.commands.explain` writes the files (one report per ECG, and an
+``index.html`` linking a batch of them).
 """
 
 from __future__ import annotations
@@ -29,20 +30,24 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from medical.ecg.arrays import ECGArrays
 from medical.ecg.evaluate import sigmoid
+from medical.ecg.infer import LoadedRun
 from medical.ecg.model import ProtoECGNet
 from medical.ecg.plots import LEADS, lead_index, strip_png, twelve_lead_png
-from medical.ecg.train import ECGArrays, LoadedRun, load_data, load_run
-from shared.errors import InputError
-from shared.io import atomic_write_text
 
-__all__ = ["ExplainOptions", "explain", "render_report", "twelve_lead_png"]
+__all__ = [
+    "ExplainOptions",
+    "index_html",
+    "render_report",
+    "top_predictions",
+    "twelve_lead_png",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +195,9 @@ def _evidence_of(run: LoadedRun, res: dict[str, Any], c: int, col: int, fs: floa
     j = int(col - offsets[name])
     w = int(res["best_window"][name][j])
     a, b = model.branch(name).window_samples(w)
-    record = next((r for r in run.prototypes if (r["branch"], r["prototype"]) == (name, j)), {})
+    record: dict[str, Any] = next(
+        (r for r in run.prototypes if (r["branch"], r["prototype"]) == (name, j)), {}
+    )
     pct = res["percentile"]
     return _Evidence(
         name,
@@ -606,7 +613,17 @@ would argue against the statement). {note}</p>
 """
 
 
-def _index_html(run: LoadedRun, items: list[tuple[int, str, str]]) -> str:
+def top_predictions(run: LoadedRun, data: ECGArrays, ecg_id: int, k: int) -> str:
+    """The ``k`` most probable learned statements of one ECG, e.g. ``"SR 0.91, IMI 0.62"``."""
+    x = torch.from_numpy(np.array(data.signals[data.row_of(ecg_id)], dtype=np.float32))
+    res = _analyse(run, x)
+    unlearned = _not_learned(run)
+    order = [int(c) for c in np.argsort(-res["logits"], kind="stable") if c not in unlearned]
+    return ", ".join(f"{data.label_names[c]} {res['probs'][c]:.2f}" for c in order[:k])
+
+
+def index_html(run: LoadedRun, items: list[tuple[int, str, str]]) -> str:
+    """The index page of a batch of reports: ``(ecg_id, file name, top predictions)`` rows."""
     rows = "".join(
         f"<tr><td><a href='{html.escape(href)}'>ECG {_esc(i)}</a></td><td>{_esc(top)}</td></tr>"
         for i, href, top in items
@@ -619,96 +636,3 @@ def _index_html(run: LoadedRun, items: list[tuple[int, str, str]]) -> str:
 <table class="preds"><tr><th>ECG</th><th>Top predictions</th></tr>{rows}</table>
 </body></html>
 """
-
-
-def explain(
-    run_dir: str | Path,
-    *,
-    data_dir: str | Path | None = None,
-    ecg_ids: Sequence[int] = (),
-    fold: int | None = None,
-    out: str | Path | None = None,
-    options: ExplainOptions | None = None,
-    progress: bool = True,
-) -> list[Path]:
-    """Write explanation reports for ECGs of a trained run.
-
-    One ECG (a single ``ecg_ids`` entry, no ``fold``): ``out`` is the HTML file (default
-    ``RUN/explanations/ecg_<id>.html``). Several ECGs or a whole ``fold``: ``out`` is a folder
-    (default ``RUN/explanations``) with one report per ECG and ``index.html``.
-
-    Args:
-        run_dir: A finished ``ecg train`` run folder.
-        data_dir: The PTB-XL folder (default: the run's).
-        ecg_ids: ECGs to explain.
-        fold: Explain every ECG of this ``strat_fold`` (e.g. 10, the test fold).
-        out: Output file or folder (see above).
-        options: What each report shows.
-        progress: Show the progress bar of a first (uncached) data read.
-
-    Returns:
-        The written files (reports, then the index if any).
-
-    Raises:
-        InputError: If the run folder is not a finished ECG run (e.g. another pipeline's), is a
-            baseline without prototypes, an ``ecg_id`` is unknown, the fold is empty, the data
-            holds another label set, or nothing was asked for.
-    """
-    run = load_run(run_dir)
-    if not isinstance(run.model, ProtoECGNet):
-        raise InputError(
-            f"{run.path} holds the black-box baseline ({run.config.model.architecture}); "
-            "it has no prototypes to explain."
-        )
-    if not ecg_ids and fold is None:
-        raise InputError("Expected --ecg-id ID (repeatable) or --fold N, but got neither.")
-    cfg = run.config.data
-    if data_dir is not None:
-        from dataclasses import replace
-
-        cfg = replace(cfg, data_dir=str(Path(data_dir).resolve()))
-    data = load_data(cfg, progress=progress)
-    if list(data.label_names) != list(run.label_names):
-        raise InputError(
-            f"The data in {cfg.data_dir} has other labels than the run in {run.path} "
-            f"({len(data.label_names)} vs {len(run.label_names)}); use the run's label set."
-        )
-    ids = [int(i) for i in ecg_ids]
-    for i in ids:
-        data.row_of(i)  # unknown ecg_id -> InputError naming it
-    if fold is not None:
-        rows = data.rows([fold])
-        if len(rows) == 0:
-            raise InputError(
-                f"Expected ECGs in strat_fold {fold} of {cfg.data_dir}, but there are none."
-            )
-        ids += [int(data.ecg_ids[r]) for r in rows if int(data.ecg_ids[r]) not in ids]
-    opts = options or ExplainOptions()
-    single = len(ids) == 1 and fold is None
-    if single:
-        path = Path(out) if out is not None else run.path / "explanations" / f"ecg_{ids[0]}.html"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(path, render_report(run, data, ids[0], opts))
-        logger.info("wrote %s", path)
-        return [path]
-    folder = Path(out) if out is not None else run.path / "explanations"
-    folder.mkdir(parents=True, exist_ok=True)
-    written, items = [], []
-    for i in ids:
-        path = folder / f"ecg_{i}.html"
-        page = render_report(run, data, i, opts)
-        atomic_write_text(path, page)
-        written.append(path)
-        res = _analyse(
-            run, torch.from_numpy(np.array(data.signals[data.row_of(i)], dtype=np.float32))
-        )
-        unlearned = _not_learned(run)
-        order = [c for c in np.argsort(-res["logits"], kind="stable") if c not in unlearned]
-        top = ", ".join(
-            f"{data.label_names[c]} {res['probs'][c]:.2f}" for c in order[: opts.top_predictions]
-        )
-        items.append((i, path.name, top))
-    index = folder / "index.html"
-    atomic_write_text(index, _index_html(run, items))
-    logger.info("wrote %d reports and %s", len(written), index)
-    return [*written, index]

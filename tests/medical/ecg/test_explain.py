@@ -15,12 +15,16 @@ import pandas as pd
 import pytest
 import torch
 
-import pipelines.ecg_cli  # registers the `ecg` command group
-from medical.ecg.explain import ExplainOptions, explain, render_report
+from medical.ecg.arrays import load_data
+from medical.ecg.commands import demo_step, explain
+from medical.ecg.config import ECGConfig
+from medical.ecg.explain import ExplainOptions, render_report
+from medical.ecg.infer import load_run
 from medical.ecg.synth import write_synthetic_ptbxl
-from medical.ecg.train import ECGConfig, load_data, load_run, train
+from medical.ecg.train import train
 from pipelines.cli import main
 from shared.config import load_config
+from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 
 REPO = Path(__file__).resolve().parents[3]
@@ -225,9 +229,10 @@ def test_batch_mode_writes_an_index(env, tmp_path):
 
 
 def test_fold_mode_explains_every_ecg_of_the_fold(env, tmp_path, monkeypatch):
-    import medical.ecg.explain as ex
+    import medical.ecg.commands as commands
 
-    monkeypatch.setattr(ex, "render_report", lambda run, data, i, opts: f"<p>{i}</p>")
+    monkeypatch.setattr(commands, "render_report", lambda run, data, i, opts, **kw: f"<p>{i}</p>")
+    monkeypatch.setattr(commands, "top_predictions", lambda run, data, i, k: "")
     paths = explain(env["run"], fold=10, out=tmp_path / "fold", progress=False)
     data = env["data"]
     ids = [int(i) for i in data.ecg_ids[data.rows([10])]]
@@ -247,7 +252,7 @@ def test_unknown_ecg_id_and_foreign_run_folders_are_input_errors(env, tmp_path, 
     # a run folder of another pipeline (a stage sub-run written by the core Trainer)
     code = main(["ecg", "explain", "--run", str(env["run"] / "fusion"), "--ecg-id", "1"])
     assert code == 2
-    assert "another pipeline" in capsys.readouterr().err
+    assert "holds a trainer fit run, expected a ecg train run" in capsys.readouterr().err
     assert main(["ecg", "explain", "--run", str(tmp_path / "nope"), "--ecg-id", "1"]) == 2
     assert main(["ecg", "evaluate", "--run", str(env["run"] / "rhythm" / "joint")]) == 2
     with pytest.raises(InputError, match="neither"):
@@ -294,13 +299,14 @@ def test_cli_train_evaluate_and_baseline_refusal(env, tmp_path):
 
 
 def test_demo_step_smoke(tmp_path):
-    row = pipelines.ecg_cli.demo_step(
-        tmp_path / "ecg", quick=True, smoke=True, progress=False, device="cpu"
-    )
-    assert set(row) == {"title", "metrics", "summary_html", "links", "notes"}
-    assert (tmp_path / "ecg" / row["links"]["report"]).exists()
-    assert np.isfinite(row["metrics"]["macro_auc"])
-    assert "ecg/" + row["links"]["report"] in row["summary_html"]
+    ctx = DemoContext(tmp_path / "ecg", quick=True, smoke=True, progress=False, device="cpu")
+    row = demo_step(ctx)
+    assert isinstance(row, DemoResult)
+    assert (tmp_path / "ecg" / row.links["report"]).exists()
+    assert np.isfinite(row.metrics["macro_auc"])
+    assert "ecg/" + row.links["report"] in row.summary_html
+    again = demo_step(ctx)  # re-runnable into the same folder: the finished run is reused
+    assert again.metrics == row.metrics
 
 
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
@@ -321,3 +327,104 @@ def test_report_renders_in_headless_chromium(env, tmp_path):
     dark = image.sum(-1) < 150
     assert pink.mean() > 0.02, "the ECG grid should be visible"
     assert dark.mean() > 0.001, "text and traces should be visible"
+
+
+# ----------------------------------------------------------------------------- bad input (issue 9)
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    return err
+
+
+def test_explain_on_another_data_set_says_so_and_keeps_the_run_provenance(env, tmp_path, capsys):
+    other = write_synthetic_ptbxl(tmp_path / "other", n_records=30, seed=11, progress=False)
+    data = load_data(
+        load_config(ECGConfig, {"data": {"data_dir": str(other)}}, TINY).data, progress=False
+    )
+    ecg_id = int(data.ecg_ids[data.rows([10])[0]])
+    out = tmp_path / "r.html"
+    args = ["ecg", "explain", "--run", str(env["run"]), "--data-dir", str(other)]
+    assert main([*args, "--ecg-id", str(ecg_id), "--out", str(out), "-q"]) == 0
+    page = out.read_text()
+    assert "which is not the data this run was trained on" in page
+    assert "read from the run&#x27;s training data in" in page
+    run = load_run(env["run"])
+    own = env["data"]
+    for rec in run.prototypes:  # sources are the run's own ECGs, with their own statements
+        codes = ", ".join(
+            n for n, v in zip(own.label_names, own.labels[own.row_of(rec["ecg_id"])]) if v > 0
+        )
+        marker = f"The prototype: training ECG {rec['ecg_id']} (fold {rec['fold']}), statements: "
+        if marker in page:
+            assert marker + codes in page
+
+
+def test_out_problems_are_refused_before_any_data_is_read(env, tmp_path, capsys, monkeypatch):
+    import medical.ecg.commands as commands
+
+    def no_data(*args, **kwargs):
+        raise AssertionError("data read before the --out check")
+
+    monkeypatch.setattr(commands, "load_data", no_data)
+    run = ["ecg", "explain", "--run", str(env["run"])]
+    folder = tmp_path / "existing"
+    folder.mkdir()
+    assert main([*run, "--ecg-id", "1", "--out", str(folder)]) == 2
+    assert "is a folder" in _one_line(capsys)
+    afile = tmp_path / "file.html"
+    afile.write_text("x")
+    assert main([*run, "--ecg-id", "1", "--ecg-id", "2", "--out", str(afile)]) == 2
+    assert "it is a file" in _one_line(capsys)
+    assert main([*run, "--ecg-id", "1", "--out", str(afile / "sub" / "r.html")]) == 2
+    assert "is a file, so the folder cannot be created" in _one_line(capsys)
+    assert afile.read_text() == "x"
+    train_args = ["ecg", "train", "--data-dir", str(env["data_dir"]), "--epochs", "1"]
+    assert main([*train_args, "--out", str(afile)]) == 2
+    assert "it is a file" in _one_line(capsys)
+    assert main(["ecg", "synth", "--out", str(afile)]) == 2
+    assert "it is a file" in _one_line(capsys)
+
+
+def test_evaluate_run_that_is_a_file_says_so(tmp_path, capsys):
+    afile = tmp_path / "run.txt"
+    afile.write_text("x")
+    assert main(["ecg", "evaluate", "--run", str(afile)]) == 2
+    err = _one_line(capsys)
+    assert "it is a file" in err
+    assert "does not exist" not in err
+
+
+def test_infinite_sample_names_record_and_lead(tmp_path, capsys):
+    data_dir = tmp_path / "inf"
+    assert main(["ecg", "synth", "--out", str(data_dir), "--n-records", "10", "-q"]) == 0
+    capsys.readouterr()
+    header = data_dir / "records100" / "00000" / "00003_lr.hea"
+    lines = header.read_text().splitlines()
+    lines[5] = lines[5].replace("1000.0(0)/mV", "0." + "0" * 39 + "1(0)/mV")  # lead aVL
+    header.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = [
+        "ecg",
+        "train",
+        "--data-dir",
+        str(data_dir),
+        "--out",
+        str(out),
+        "-q",
+        "data.cache=false",
+    ]
+    assert main(args) == 2
+    err = _one_line(capsys)
+    assert "00003_lr" in err
+    assert "lead AVL has an infinite value" in err  # named as in the header
+    assert not out.exists()
+
+
+def test_explain_refuses_missing_fusion_statistics(env, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(env["run"], run)
+    (run / "fusion" / "weights.pt").unlink()
+    assert main(["ecg", "explain", "--run", str(run), "--ecg-id", "1"]) == 2
+    assert "standardization statistics" in _one_line(capsys)

@@ -19,7 +19,8 @@ from medical.ecg.model import (
     latent_length,
     prototype_identity,
 )
-from medical.ecg.train import JointTask, LinearStageTask, _BranchSims
+from medical.ecg.tasks import BranchSimilarities as _BranchSims
+from medical.ecg.tasks import JointTask, LinearStageTask
 
 T = 250  # 2.5 s at 100 Hz keeps the tests small; latent length 8
 TINY: dict[str, Any] = {"width": 4, "layers": (1, 1, 1, 1)}

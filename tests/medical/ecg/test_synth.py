@@ -238,7 +238,6 @@ def test_refuses_bad_arguments_and_foreign_folders(tmp_path: Path) -> None:
 
 
 def test_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import pipelines.ecg_cli  # noqa: F401  (registers the `ecg` command)
     from pipelines.cli import main
 
     out = tmp_path / "cli"

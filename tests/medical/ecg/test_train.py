@@ -11,21 +11,17 @@ import numpy as np
 import pytest
 import torch
 
+from medical.ecg.arrays import TRAIN_FOLDS, load_data
+from medical.ecg.arrays import make_loader as _loader
+from medical.ecg.config import ECGConfig
+from medical.ecg.infer import evaluate_model, load_run
 from medical.ecg.synth import write_synthetic_ptbxl
-from medical.ecg.train import (
-    TRAIN_FOLDS,
-    ECGConfig,
-    SupervisedTask,
-    _loader,
-    _Run,
-    evaluate_model,
-    load_data,
-    load_run,
-    train,
-)
+from medical.ecg.tasks import SupervisedTask
+from medical.ecg.train import _Run, train
 from shared.config import load_config
 from shared.errors import InputError
 from shared.training import Trainer, TrainerConfig
+from shared.training.run import RunFolder
 from shared.training.task import Task
 
 TINY = [
@@ -181,7 +177,7 @@ def test_finished_run_is_reported_not_retrained(trained, synth_dir, monkeypatch)
 
 
 def test_other_config_in_the_same_folder_is_refused(trained, synth_dir):
-    with pytest.raises(InputError, match="different config"):
+    with pytest.raises(InputError, match=r"another config: model.ppc_rhythm \(2 -> 3\)"):
         train(_cfg(synth_dir, "model.ppc_rhythm=3"), trained["run"], progress=False)
 
 
@@ -235,7 +231,7 @@ def test_killed_at_every_stage_boundary_resumes_to_the_same_result(
             monkeypatch.setattr(Trainer, "_run_epoch", killed_in_the_fusion_stage)
         with pytest.raises(KeyboardInterrupt):
             train(cfg, run, progress=False)
-        assert not torch.load(run / "state.pt", weights_only=True)["finished"], kill
+        assert not RunFolder.open_existing(run, domain="ecg").is_finished("run"), kill
         if kill == "inside fusion":
             state = torch.load(run / "fusion" / "state.pt", weights_only=True)
             assert (state["epoch"], state["finished"]) == (1, False)
@@ -283,11 +279,14 @@ def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
     Trainer(TrainerConfig(epochs=1, progress=False), tmp_path / "other").fit(
         Mean(), torch.utils.data.DataLoader(data, batch_size=2)
     )
-    with pytest.raises(InputError, match="another pipeline"):
+    with pytest.raises(InputError, match="holds a trainer fit run, expected a ecg train run"):
         load_run(tmp_path / "other")
     with pytest.raises(InputError, match="does not exist"):
         load_run(tmp_path / "missing")
-    with pytest.raises(InputError, match="ECG run folder"):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(InputError, match="it is a file"):
+        load_run(tmp_path / "file")
+    with pytest.raises(InputError, match="not a ecg train run"):
         train(ECGConfig(), tmp_path / "other")
 
 
@@ -349,3 +348,39 @@ def test_auroc_ranks_logits_not_saturated_probabilities():
     out = task.validation_step((x, y, torch.arange(4)))
     assert torch.sigmoid(out["scores"]).unique().numel() == 1  # what a float32 sigmoid would see
     assert task.validation_epoch_end([out])["macro_auc"] == 1.0
+
+
+def test_resume_on_changed_data_is_refused_before_anything_is_written(
+    synth_dir, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    data_dir = tmp_path / "data"
+    shutil.copytree(synth_dir / "data", data_dir)
+    cfg = _cfg(synth_dir, *RESUME, "model.branches=rhythm", f"data.data_dir={data_dir}")
+
+    def killed(self, stage):
+        if stage == "rhythm/feature":
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(_Run, "boundary", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, tmp_path / "run", progress=False)
+    monkeypatch.undo()
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    csv = data_dir / "ptbxl_database.csv"
+    csv.write_text(csv.read_text().replace("'SR': 0.0", "'SR': 100.0", 1))  # one record changed
+    before = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")}
+    with pytest.raises(InputError, match="other input data"):
+        train(cfg, tmp_path / "run", progress=False)
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("*")} == before
+
+
+def test_weights_of_another_run_are_refused(trained, synth_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
+    run = tmp_path / "copy"
+    shutil.copytree(trained["run"], run)
+    marker = json.loads((run / ".contrasuite.json").read_text())
+    marker["run_id"] = "0" * 32  # another run of the same shapes
+    (run / ".contrasuite.json").write_text(json.dumps(marker))
+    with pytest.raises(InputError, match=r"written by another run"):
+        load_run(run)
