@@ -118,6 +118,14 @@ def test_train_writes_three_stages_with_named_losses_and_learns(run_dir: Path):
     assert set(metrics["stages"]) == {"pretrain", "pcl", "l1"}
 
 
+def test_train_again_resumes_a_finished_run_without_training(run_dir: Path, data_dir: Path):
+    weights = (run_dir / "weights.pt").read_bytes()
+    history = (run_dir / "pcl" / "history.csv").read_text()
+    assert main(["sr", "train", "--data-dir", str(data_dir), "--out", str(run_dir), *TINY]) == 0
+    assert (run_dir / "pcl" / "history.csv").read_text() == history
+    assert (run_dir / "weights.pt").read_bytes() == weights
+
+
 def test_loaded_checkpoint_reproduces_validation_metrics(run_dir: Path, data_dir: Path):
     _, _cfg, models = load_models(run_dir)
     val = folder_store(data_dir, 2)[-1:]  # data.n_val=1: the last image
