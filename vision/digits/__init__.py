@@ -7,6 +7,7 @@ The smallest complete domain of the suite; copy its shape. Modules, in dependenc
 * :mod:`~vision.digits.model`: the encoder (``forward_features``, ``num_features``);
 * :mod:`~vision.digits.tasks`: the two-view Task and the InfoNCE-family methods;
 * :mod:`~vision.digits.methods`: the methods with state, and the ``METHODS`` table;
+* :mod:`~vision.digits.ft`: feature transformation on MoCo v2 (a momentum encoder, a queue);
 * :mod:`~vision.digits.report`: the comparison table and the embedding plot;
 * :mod:`~vision.digits.pipeline`: the run (a ``RunFolder`` with one Trainer stage per method,
   the probes, the report);

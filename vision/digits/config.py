@@ -177,16 +177,17 @@ class AMCLConfig:
 
 @dataclass(frozen=True)
 class FTConfig:
-    """Feature transformation (Zhu et al., 2021): see :class:`shared.losses.FeatureTransformLoss`.
+    """Feature transformation (Zhu et al., 2021) on MoCo v2: see :class:`vision.digits.ft.FTTask`.
 
     Attributes:
         temperature: InfoNCE temperature (MoCo v2: 0.2).
         pos_alpha: Beta parameter of the positive extrapolation (paper: 2.0).
         neg_alpha: Beta parameter of the negative interpolation (paper: 1.6).
-        queue_size: Negatives: a queue of the last keys (detached), as in MoCo, since one
-            shared negative set cannot leave out each query's own key from the batch.
-        symmetric: Average both directions (each view queries the other); ``false``: MoCo's
-            one direction.
+        queue_size: Size K of MoCo's queue of past keys (the negatives).
+        symmetric: Average both directions (each view queries the other's key); ``false``:
+            MoCo v2's one direction.
+        momentum: EMA factor of the key encoder (MoCo v2: 0.999 over ~1M steps; 0.99 for the
+            few hundred steps here).
     """
 
     temperature: float = 0.2
@@ -194,6 +195,7 @@ class FTConfig:
     neg_alpha: float = 1.6
     queue_size: int = 512
     symmetric: bool = True
+    momentum: float = 0.99
 
 
 @dataclass(frozen=True)

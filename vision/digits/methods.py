@@ -15,7 +15,7 @@ method      objective (``shared.losses``)                               labels
 ``swav``    :class:`SwAVLoss`, prototypes + Sinkhorn (Caron et al.)     no
 ``cacr``    :func:`cacr`, attraction + repulsion (Zheng et al., 2021)   no
 ``amcl``    :class:`AMCLLoss` on 3 heads, adaptive temperatures         no
-``ft``      :func:`feature_transform_info_nce` + queue (Zhu et al.)     no
+``ft``      :func:`feature_transform_info_nce` in MoCo v2 (Zhu et al.)  no
 ==========  ==========================================================  ====================
 
 Deviations from the papers' recipes at this size, and the option that restores each:
@@ -29,10 +29,10 @@ spreads well)
 SwAV: prototypes not frozen at the start        ``loss.swav.freeze_prototypes_steps=N``
 (the authors freeze them for one ImageNet
 epoch, 313 iterations)
-FT: no momentum encoder; the negatives are a    none (MoCo is not part of the suite); the
-queue of the last detached keys of the same     queue size is ``loss.ft.queue_size``
-encoder
+FT: momentum 0.99, not MoCo v2's 0.999 (540     ``loss.ft.momentum=0.999``
+steps in all, not 1M)
 FT: symmetrised over the two views              ``loss.ft.symmetric=false``
+FT: no shuffled BN (one device)                 none
 AMCL: alignment and uniformity in the report    (report only)
 are averaged over its heads
 ==============================================  =============================================
@@ -40,7 +40,6 @@ are averaged over its heads
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -50,13 +49,12 @@ from shared.config import to_dict
 from shared.losses import (
     AMCLLoss,
     AMCLProjectionHeads,
-    FeatureTransformLoss,
     SwAVLoss,
     cacr,
-    feature_transform_info_nce,
 )
 from shared.validation import check_positive
 from vision.digits.data import DigitAugment
+from vision.digits.ft import FTTask
 from vision.digits.model import DigitsCNN
 from vision.digits.tasks import (
     DCLTask,
@@ -266,73 +264,6 @@ class AMCLTask(TwoViewTask):
     def objective(self, z1: Tensor, z2: Tensor, labels: Tensor) -> Tensor:
         """AMCL over the heads. Shapes: (B, C, D) each."""
         loss: Tensor = self.amcl(z1, z2)
-        return loss
-
-
-class FTTask(TwoViewTask):
-    """Feature transformation (Zhu et al., ICCV 2021) on InfoNCE with a queue of negatives.
-
-    Each view is the query of the other view's key (symmetrised); the negatives are the queue
-    of the last keys (detached, as MoCo's), mixed by negative interpolation, and the positive
-    pair is extrapolated. After the step the second view's keys enter the queue.
-
-    Args:
-        encoder: The encoder.
-        head: The projection head.
-        augment: Draws the views.
-        loss: Holds the settings and the queue (``queue_size > 0``).
-        symmetric: Average the two directions (each view the query of the other); ``False``
-            is MoCo's one direction, the first view querying the second.
-
-    Raises:
-        ValueError: If ``loss`` has no queue.
-    """
-
-    term = "ft"
-
-    def __init__(
-        self,
-        encoder: DigitsCNN,
-        head: nn.Module,
-        augment: DigitAugment,
-        loss: FeatureTransformLoss,
-        symmetric: bool = True,
-    ) -> None:
-        super().__init__(encoder, head, augment)
-        if loss.queue.shape[0] == 0:
-            raise ValueError("Expected a FeatureTransformLoss with a queue (queue_size > 0).")
-        self.ft = loss
-        self.symmetric = symmetric
-
-    @classmethod
-    def from_config(cls, cfg: DigitsConfig, augment: DigitAugment) -> FTTask:
-        """The task of ``cfg`` (``loss.ft.*``)."""
-        encoder, head, f = build_encoder(cfg), build_head(cfg), cfg.loss.ft
-        loss = FeatureTransformLoss(
-            f.temperature,
-            pos_alpha=f.pos_alpha,
-            neg_alpha=f.neg_alpha,
-            queue_size=f.queue_size,
-            dim=cfg.model.head_out,
-        )
-        return cls(encoder, head, augment, loss, f.symmetric)
-
-    @staticmethod
-    def settings(cfg: DigitsConfig) -> dict[str, Any]:
-        """``loss.ft`` as a dict."""
-        return to_dict(cfg.loss.ft)
-
-    def objective(self, z1: Tensor, z2: Tensor, labels: Tensor) -> Tensor:
-        """FT-InfoNCE against the queue (both directions when symmetric), then enqueue ``z2``."""
-        ft = self.ft
-        negatives = ft.queue.clone()
-        kwargs: Mapping[str, Any] = {"pos_alpha": ft.pos_alpha, "neg_alpha": ft.neg_alpha}
-        loss = feature_transform_info_nce(z1, z2, negatives, ft.temperature, **kwargs)
-        if self.symmetric:
-            reverse = feature_transform_info_nce(z2, z1, negatives, ft.temperature, **kwargs)
-            loss = 0.5 * (loss + reverse)
-        if self.training:
-            ft.enqueue(z2)
         return loss
 
 

@@ -48,7 +48,8 @@ def build_head(cfg: DigitsConfig) -> ProjectionHead:
 class TwoViewTask(Task):
     """Encoder + projection head trained on two random views of each image.
 
-    Subclasses define :meth:`objective` and :meth:`from_config`.
+    Subclasses define :meth:`from_config` and :meth:`objective` (or, with more than one
+    network, their own :meth:`training_step`).
 
     Args:
         encoder: The encoder.
