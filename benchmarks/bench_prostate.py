@@ -126,7 +126,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
         _sync(device)
         t = time.perf_counter()
         out = net(x)
-        loss = sum(supervised_loss(lg, y) for lg in _logits(out))
+        loss = torch.stack([supervised_loss(lg, y) for lg in _logits(out)]).sum()
         if isinstance(out, dict) and "sdm_a" in out:
             loss = loss + ((out["sdm_a"] - sdm) ** 2).mean() + ((out["sdm_b"] - sdm) ** 2).mean()
         opt.zero_grad(set_to_none=True)
@@ -139,7 +139,7 @@ def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
     volume = torch.randn(1, 1, *args.volume, device=device)
 
     def predictor(v: torch.Tensor) -> torch.Tensor:
-        if hasattr(net, "predict_proba"):
+        if isinstance(net, (ZoneUNet, DualPathNet)):
             return net.predict_proba(v)
         return torch.softmax(net(v), 1)
 
