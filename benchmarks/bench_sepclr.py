@@ -10,7 +10,8 @@ Three measurements, one JSON document on stdout (progress on stderr):
 * ``augmentation_share``: the time of the two :class:`BatchAugment` calls of a SepCLR step,
   divided by the time of the whole step (medians).
 * ``kjem``: forward+backward time of :func:`shared.losses.kjem` (and, beside it, of
-  ``sepclr_uniformity``) at batch 256 and 1024 with SepCLR's dimensions (32 / 32).
+  ``sepclr_uniformity``, and of a Gram-matrix form of k-JEM as a reference) at batch 256 and
+  1024 with SepCLR's dimensions (32 / 32).
 
 Usage::
 
@@ -102,6 +103,22 @@ def throughput(args: argparse.Namespace, device: torch.device) -> dict[str, Any]
     }
 
 
+def kjem_matmul(c: torch.Tensor, s: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
+    """k-JEM with squared distances from Gram matrices (O(B^2) memory, not O(B^2 D)).
+
+    A reference for how fast the core's exact-difference form could be; same value up to
+    rounding (checked in :func:`kjem_cost`).
+    """
+
+    def sq(x: torch.Tensor) -> torch.Tensor:
+        n = x.pow(2).sum(1)
+        return (n[:, None] + n[None, :] - 2 * x @ x.T).clamp_min(0)
+
+    d2 = sq(c) + sq(s)
+    lse = torch.logsumexp(-d2 / (2 * temperature), dim=1)
+    return (lse - torch.log(torch.tensor(float(c.shape[0])))).mean()
+
+
 def kjem_cost(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for b in args.kjem_batches:
@@ -115,9 +132,17 @@ def kjem_cost(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
         def un(s: torch.Tensor = s) -> None:
             sepclr_uniformity(s).backward()
 
-        for fn in (kj, un):
+        def mm(c: torch.Tensor = c, s: torch.Tensor = s) -> None:
+            kjem_matmul(c, s).backward()
+
+        for fn in (kj, un, mm):
             fn()
+        gap = (kjem(c, s) - kjem_matmul(c, s)).abs().item()
         out[str(b)] = {
+            "kjem_matmul_form_fwd_bwd_ms": round(
+                1000 * statistics.median(_timed(mm, device) for _ in range(args.repeats)), 3
+            ),
+            "kjem_matmul_form_abs_diff": gap,
             "kjem_fwd_bwd_ms": round(
                 1000 * statistics.median(_timed(kj, device) for _ in range(args.repeats)), 3
             ),

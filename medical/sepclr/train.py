@@ -13,6 +13,13 @@ setting that restores it:
 | 20 epochs, batch 256 (CPU) | 250 / 200 epochs, batch 512 / 256 | ``--epochs``, ``batch_size`` |
 | torch seeded (every epoch from ``trainer.seed``) | torch unseeded | |
 | PneumoniaMNIST (28 x 28 gray) as the medical set | CheXpert 224, ImageNet init | |
+| CIFAR-MNIST augmentation by default | CheXpert: rotation 45 | ``augment.rotation=45`` |
+| both views through the model in separate passes | the same | |
+
+Baselines (not in the official repository): contrastive PCA with background PCA as its
+``common`` space, and the contrastive VAE without the total-correlation discriminator
+(:mod:`medical.sepclr.baselines`); SimCLR uses the same encoder, projector and augmentations
+as SepCLR's common branch, with NT-Xent at temperature 0.5.
 
 Layout of a run: ``RUN/train/`` is the Trainer's folder (``state.pt``, per-epoch
 ``history.csv`` with ``train/loss/<term>``); ``RUN/history.csv`` is its copy,

@@ -147,3 +147,18 @@ def test_baselines_run_end_to_end(tmp_path: Path, method: str) -> None:
     assert set(metrics["probes"]) == spaces
     assert metrics["method"] == method
     assert all(0 <= v <= 1 for s in metrics["probes"].values() for v in s.values())
+
+
+def test_demo_step_smoke_is_rerunnable(tmp_path: Path) -> None:
+    from medical.sepclr.commands import demo_step
+    from shared.domain import DemoContext
+
+    ctx = DemoContext(out_dir=tmp_path / "sepclr", smoke=True, progress=False, device="cpu")
+    first = demo_step(ctx)
+    assert set(first.links) == {"sepclr report", "simclr report"}
+    for rel in first.links.values():
+        assert (ctx.out_dir / rel).is_file()
+    assert "sepclr/common/texture_linear" in first.metrics
+    assert "simclr/single/digit_linear" in first.metrics
+    again = demo_step(ctx)  # reuses the finished runs
+    assert again.metrics == first.metrics
