@@ -72,7 +72,10 @@ def check_scale(scale: int, option: str = "--scale") -> int:
 
 
 def load_pairs(
-    paths: Sequence[str | os.PathLike[str]], scale: int, min_size: int = 1
+    paths: Sequence[str | os.PathLike[str]],
+    scale: int,
+    min_size: int = 1,
+    why: str = "the HR patch size; lower data.patch_size or remove the file",
 ) -> list[ImagePair]:
     """Decode image files and compute their bicubic LR images.
 
@@ -80,6 +83,7 @@ def load_pairs(
         paths: Image files.
         scale: 2, 3 or 4.
         min_size: The smallest HR height and width accepted (the HR patch size for training).
+        why: What ``min_size`` is, for the error message.
 
     Returns:
         One :class:`ImagePair` per file.
@@ -94,9 +98,8 @@ def load_pairs(
         need = max(min_size, 2 * scale)
         if image.shape[0] < need or image.shape[1] < need:
             raise InputError(
-                f"{path}: expected an image of at least {need}x{need} pixels (the HR patch "
-                f"size), but it is {image.shape[1]}x{image.shape[0]}; lower data.patch_size "
-                "or remove the file."
+                f"{path}: expected an image of at least {need}x{need} pixels ({why}), but it "
+                f"is {image.shape[1]}x{image.shape[0]}."
             )
         hr = mod_crop(image, scale)
         pairs.append(ImagePair(Path(path).stem, hr, bicubic_lr(hr, scale), grey, Path(path)))

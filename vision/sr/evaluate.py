@@ -151,7 +151,9 @@ def evaluate_run(
     run, cfg, models = load_models(run_path)
     scale = cfg.data.scale
     loaded = {
-        name: load_pairs(paths, scale, min_size=11 + 2 * scale)
+        name: load_pairs(
+            paths, scale, min_size=11 + 2 * scale, why="the SSIM window plus the border crop"
+        )
         for name, paths in discover_sets(data_dir).items()
     }
     return evaluate_loaded(run, models, loaded, scale, str(data_dir), device)
