@@ -12,7 +12,9 @@ Three inputs, one result (:class:`ContrastiveSet`):
   ``sepclr_generated.npz``;
 * a CSV ``path,group[,split][,attributes...]`` (or a folder with ``labels.csv``): image paths
   relative to the CSV, group ``0|1|background|target``, an optional ``split`` column
-  (``train``/``test``; otherwise a seeded split), other columns are factors.
+  (``train``/``test``; otherwise a seeded split), other columns are factors. 8-bit gray and
+  RGB images are read as they are; 16-bit gray ones are scaled by 65535, 32-bit ones by their
+  own range.
 
 Every problem raises :class:`shared.errors.InputError` naming the file and what was expected.
 """
@@ -209,12 +211,18 @@ def _read_image(path: Path, where: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             mode = img.mode
-            arr = np.asarray(img.convert("RGB" if mode in ("RGB", "RGBA", "P") else "L"))
-    except (OSError, UnidentifiedImageError) as exc:
+            if mode.startswith("I;16"):  # 16-bit scans: full range kept, scaled by 65535
+                arr = np.asarray(img, dtype=np.float64) / 65535.0
+            elif mode in ("I", "F"):  # 32-bit: scaled by the image's own range
+                arr = np.asarray(img, dtype=np.float64)
+                arr = (arr - arr.min()) / max(float(np.ptp(arr)), 1e-12)
+            else:
+                arr = np.asarray(img.convert("RGB" if mode in ("RGB", "RGBA", "P") else "L"))
+    except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise InputError(f"Expected {path} (named in {where}) to be an image, but: {exc}") from exc
     arr = arr[None] if arr.ndim == 2 else np.moveaxis(arr, -1, 0)
     if arr.dtype != np.uint8:
-        arr = (arr.astype(np.float64) / max(1.0, float(arr.max()))).astype(np.float32)
+        arr = np.clip(arr, 0.0, 1.0).astype(np.float32)
     return arr
 
 

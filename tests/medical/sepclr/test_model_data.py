@@ -187,3 +187,20 @@ def test_bad_npz_and_paths(tmp_path: Path) -> None:
         load_data(tmp_path / "x.npz")
     with pytest.raises(InputError, match="no such file"):
         load_data(tmp_path / "missing.npz")
+
+
+def test_sixteen_bit_scans_keep_their_range(tmp_path: Path) -> None:
+    from PIL import Image
+
+    rows = ["path,group,split"]
+    for i in range(8):
+        img = np.full((10, 10), 8000 * (i + 1), dtype=np.uint16)
+        Image.fromarray(img).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{i % 2},{'test' if i >= 4 else 'train'}")
+    (tmp_path / "scans.csv").write_text("\n".join(rows) + "\n")
+    ds = load_data(tmp_path / "scans.csv")
+    assert ds.x_train.dtype == np.float32
+    assert ds.x_train[:, 0, 0, 0].tolist() == pytest.approx(
+        [8000 * k / 65535 for k in (1, 2, 3, 4)]
+    )
+    assert ds.g_test.tolist() == [0, 1, 0, 1]
