@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import re
+import unicodedata
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,7 @@ __all__ = [
     "builtin_file",
     "check_atomic_folder",
     "convert_text_to_atomic",
+    "dataset_name",
     "inspect_dataset",
     "read_sequences",
     "resolve_dataset",
@@ -130,6 +132,21 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         raise InputError(f"{path}: cannot read the file: {exc.strerror or exc}.") from None
 
 
+def _fields(line: str, path: Path, number: int) -> list[str]:
+    """A line's ids: split on tabs when it has any (refusing ids with spaces), else on spaces."""
+    text = line.strip()
+    if "\t" not in text:
+        return text.split()
+    fields = [f.strip() for f in text.split("\t")]
+    spaced = [f for f in fields if " " in f]
+    if spaced:
+        raise InputError(
+            f"{path}, line {number}: tab-separated ids with spaces inside ({spaced[0][:40]!r}) "
+            "are ambiguous; expected ids without spaces, separated by spaces or by tabs."
+        )
+    return [f for f in fields if f]
+
+
 def read_sequences(path: str | Path) -> tuple[dict[str, list[str]], list[str]]:
     """Read a one-user-per-line text file (``user item item ...``, items in time order).
 
@@ -157,7 +174,7 @@ def read_sequences(path: str | Path) -> tuple[dict[str, list[str]], list[str]]:
     dropped: list[str] = []
     seen_line: dict[str, int] = {}
     for number, line in _lines(path):
-        fields = line.split()
+        fields = _fields(line, path, number)
         if not fields:
             continue
         if len(fields) < 2:
@@ -197,10 +214,31 @@ def read_sequences(path: str | Path) -> tuple[dict[str, list[str]], list[str]]:
 
 
 def _check_name(name: str, origin: Path) -> str:
+    """An atomic folder's name is RecBole's data set name: it cannot be mapped, only checked."""
     if not _NAME_OK.match(name):
         raise InputError(
-            f"{origin}: the data set name {name!r} (from the file name) must start with a letter "
-            "or digit and hold only letters, digits, '_', '-' and '.'."
+            f"{origin}: the folder name {name!r} is the data set name RecBole reads, and must "
+            "start with an ASCII letter or digit and hold only ASCII letters (A-Z, a-z), digits, "
+            "'_', '-' and '.'; rename the folder and its .inter file."
+        )
+    return name
+
+
+def dataset_name(stem: str, origin: Path) -> str:
+    """RecBole's data set name for a text file's stem: accents dropped, other characters '_'.
+
+    Examples:
+        >>> dataset_name("Beauté", Path("Beauté.txt"))
+        'Beaute'
+        >>> dataset_name("my data (v2)", Path("x"))
+        'my_data_v2'
+    """
+    ascii_name = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode()
+    name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", ascii_name).strip("_.-")
+    if not name:
+        raise InputError(
+            f"{origin}: no data set name can be made from the file name {stem!r}; use a file "
+            "name with ASCII letters or digits."
         )
     return name
 
@@ -227,7 +265,7 @@ def convert_text_to_atomic(
     """
     text_path = Path(text_path)
     out_folder = Path(out_folder)
-    name = _check_name(name or text_path.stem, text_path)
+    name = _check_name(name or dataset_name(text_path.stem, text_path), text_path)
     sequences, dropped = read_sequences(text_path)
     items: set[str] = set()
     n_inter = 0
@@ -370,7 +408,7 @@ def inspect_dataset(spec: str) -> DatasetInfo:
             "atomic", info.name, spec, (path / f"{info.name}.inter",), info.n_users, info.n_items
         )
     if path.is_file():
-        name = _check_name(path.stem, path)
+        name = dataset_name(path.stem, path)
         sequences, _ = read_sequences(path)
         items = {item for seq in sequences.values() for item in seq}
         return DatasetInfo("text", name, spec, (path,), len(sequences), len(items))
@@ -410,7 +448,7 @@ def resolve_dataset(spec: str, work_dir: str | Path) -> DatasetSource:
             n_items=info.n_items,
         )
     if path.is_file():
-        name = _check_name(path.stem, path)
+        name = dataset_name(path.stem, path)
         folder = Path(work_dir) / "data" / name
         info = convert_text_to_atomic(path, folder, name=name)
         logger.info(

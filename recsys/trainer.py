@@ -47,8 +47,14 @@ from recsys._recbole import recbole_scope
 from recsys.models import MIN_CONTRAST_BATCH, MCLRec
 from shared.errors import InputError
 from shared.io import atomic_torch_save, write_csv
-from shared.training.checkpoint import get_rng_state, load_weights, safe_load, set_rng_state
-from shared.training.run import RUN_FORMAT, stamp_run_id
+from shared.training.checkpoint import (
+    FORMAT_VERSION,
+    get_rng_state,
+    load_weights,
+    safe_load,
+    set_rng_state,
+)
+from shared.training.run import stamp_run_id
 
 logger = logging.getLogger(__name__)
 
@@ -431,7 +437,7 @@ class RecTrainer(Trainer):
         """Write ``state.pt``: model, optimizers, early stopping, history, RNG states."""
         loader = self._train_loader
         state = {
-            "format_version": RUN_FORMAT,
+            "format_version": FORMAT_VERSION,
             "run_id": self.run_id,
             "epoch": self.start_epoch,
             "stopped_early": self.stopped_early,
@@ -458,8 +464,8 @@ class RecTrainer(Trainer):
         if not path.exists():
             return False
         state = safe_load(path)
-        if not isinstance(state, dict) or state.get("format_version") != RUN_FORMAT:
-            raise InputError(f"{path}: not a recsys training state of format {RUN_FORMAT}.")
+        if not isinstance(state, dict) or state.get("format_version") != FORMAT_VERSION:
+            raise InputError(f"{path}: not a recsys training state of format {FORMAT_VERSION}.")
         if self.run_id is not None and state.get("run_id") != self.run_id:
             raise InputError(
                 f"{path} belongs to another run (id {state.get('run_id')}), not to the run in "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,112 @@ def test_demo_step_smoke(tmp_path: Path) -> None:
     for href in result.links.values():
         assert (tmp_path / "recsys" / href).exists(), href
     assert demo_step(ctx).metrics == result.metrics  # re-runnable into the same folder
+
+
+# ----------------------------------------------------------------------------- issue 9's cases
+
+
+def _refused(capsys: pytest.CaptureFixture[str], out: Path, *args: str) -> str:
+    """Run, expect exit 2 with one line on stderr and nothing written at ``out``."""
+    assert run(*args, "--out", str(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert not out.exists() or sorted(os.listdir(out)) == ["config.yaml"]  # foreign case
+    return err
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["trainer.lr=nan"], "lr"),
+        (["trainer.lr=inf"], "lr"),
+        (["--seed", "-1"], "--seed"),
+        (["--seeds", "2020,-1"], "seed"),
+        (["--models", "sasrec"], "did you mean 'SASRec'"),
+        (["--models", "duorec,mclrec-j"], "did you mean 'DuoRec'"),
+        (["topk=5,10,20,50"], "fewer than the largest cut-off topk=50"),
+    ],
+)
+def test_bad_settings_are_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    data = write_sequences(tmp_path / "d.txt", n_users=12)
+    err = _refused(capsys, tmp_path / "o", "--dataset", str(data), *extra)
+    assert message in err
+
+
+def test_fewer_items_than_topk_and_ambiguous_tokens_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_sequences(tmp_path / "few.txt", n_users=12, n_items=15)
+    err = _refused(capsys, tmp_path / "o", "--dataset", str(data))
+    assert "15 items, fewer than the largest cut-off topk=20" in err
+    tabs = tmp_path / "tabs.txt"
+    tabs.write_text("u1\t1\t2\t3\nu2\tred shoe\t4\t5\n")
+    err = _refused(capsys, tmp_path / "o", "--dataset", str(tabs))
+    assert "line 2: tab-separated ids with spaces inside ('red shoe')" in err
+
+
+def test_unwritable_out_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_sequences(tmp_path / "d.txt", n_users=12)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    err = _refused(capsys, blocker / "run", "--dataset", str(data))
+    assert "is a file" in err
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(  # the tests run as root, who may write anywhere: act as a user
+        "shared.training.run.os.access", lambda p, mode: Path(p) != locked and real_access(p, mode)
+    )
+    err = _refused(capsys, locked / "run", "--dataset", str(data))
+    assert "cannot write" in err
+
+
+def test_foreign_folder_and_refused_resume_get_one_short_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_sequences(tmp_path / "d.txt", n_users=12)
+    foreign = tmp_path / "thesis"
+    foreign.mkdir()
+    (foreign / "config.yaml").write_text("title: thesis draft\n")
+    err = _refused(capsys, foreign, "--dataset", str(data))
+    assert "not empty and holds no contrasuite run" in err
+    assert (foreign / "config.yaml").read_text() == "title: thesis draft\n"
+
+    out = tmp_path / "run"
+    argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--epochs", "1",
+            *FAST, "trainer.max_train_batches=1"]  # fmt: skip
+    assert run(*argv) == 0
+    capsys.readouterr()
+    changed = ["trainer.lr=0.01", "trainer.batch_size=8", "topk=5,10,20,30",
+               "augment.mask_ratio=0.3", "contrast.tau=0.5"]  # fmt: skip
+    assert run(*argv, *changed) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "and 2 more" in err
+    assert len(err) < 400
+
+    # the data file changed since the run started: refused, the run left as it was
+    before = sorted(os.listdir(out))
+    data.write_text(data.read_text() + "999 1 2 3\n")
+    assert run(*argv) == 2
+    assert "other input data" in capsys.readouterr().err
+    assert sorted(os.listdir(out)) == before
+
+
+def test_small_data_warns_and_accented_file_names_are_mapped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = write_sequences(tmp_path / "Beauté.txt", n_users=12)
+    out = tmp_path / "o"
+    argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--epochs", "1",
+            *FAST, "trainer.max_train_batches=1"]  # fmt: skip
+    assert run(*argv) == 0
+    assert re.search(
+        r"only 12 test user\(s\) and \d+ item\(s\): too small for a meaningful", caplog.text
+    )
+    assert (out / "data" / "Beaute" / "Beaute.inter").exists()

@@ -80,11 +80,28 @@ def test_binary_and_missing_files_raise_input_error(tmp_path: Path) -> None:
         read_sequences(tmp_path / "nope.txt")
 
 
-def test_bad_name_is_rejected(tmp_path: Path) -> None:
+def test_text_file_names_are_mapped_and_folder_names_checked(tmp_path: Path) -> None:
     src = tmp_path / "-x.txt"
     src.write_text("1 2 3\n")
-    with pytest.raises(InputError, match="data set name"):
+    assert convert_text_to_atomic(src, tmp_path / "o").name == "x"
+    src = tmp_path / "——.txt"
+    src.write_text("1 2 3\n")
+    with pytest.raises(InputError, match="no data set name"):
         convert_text_to_atomic(src, tmp_path / "o")
+    folder = tmp_path / "Beauté"
+    folder.mkdir()
+    with pytest.raises(InputError, match=r"ASCII letters \(A-Z, a-z\), digits, '_', '-' and '.'"):
+        check_atomic_folder(folder)
+
+
+def test_tab_separated_ids_with_spaces_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "d.txt"
+    src.write_text("u1\t1\t2\t3\nu2\t4\t5\n")
+    sequences, _ = read_sequences(src)
+    assert sequences == {"u1": ["1", "2", "3"], "u2": ["4", "5"]}
+    src.write_text("u1\t1\t2\t3\nu2\tred shoe\t5\n")
+    with pytest.raises(InputError, match="line 2: tab-separated ids with spaces inside"):
+        read_sequences(src)
 
 
 # ----------------------------------------------------------------------------- atomic folders

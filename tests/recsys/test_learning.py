@@ -30,7 +30,8 @@ def test_trained_models_beat_chance_and_checkpoints_reproduce_metrics(tmp_path: 
     cfg = replace(
         RecsysConfig(dataset=str(data), models=("FastSASRec", "MCLRec")),
         encoder={"dropout": 0.1},
-        trainer={"epochs": 4, "batch_size": 32, "device": "cpu", "progress": False, "threads": 1,
+        trainer={"epochs": 3, "batch_size": 64, "lr": 3e-3, "device": "cpu", "progress": False,
+                 "threads": 1,
                  "patience": 100},
     )  # fmt: skip
     out = tmp_path / "run"

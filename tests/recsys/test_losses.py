@@ -85,3 +85,25 @@ def test_bad_shapes_raise_value_error() -> None:
         contrastive_regularizer(torch.zeros(1, 4), torch.zeros(1, 4))
     with pytest.raises(ValueError, match="temperature"):
         contrastive_regularizer(torch.zeros(2, 4), torch.zeros(2, 4), 0.0)
+
+
+def _regularizer_by_definition(a: torch.Tensor, b: torch.Tensor, tau: float) -> torch.Tensor:
+    """R on the (2B, 2B - 2) negatives as written (the form before the closed-form rewrite)."""
+    pos, neg = pair_scores(a, b, tau)
+    hardest = neg.max(dim=1).values
+    low, high = torch.minimum(pos, hardest), torch.maximum(pos, hardest)
+    return (pos - low).clamp(min=0).mean() + (high[:, None] - neg).clamp(min=0).mean()
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.3])
+def test_regularizer_gradients_match_the_definition(tau: float) -> None:
+    g = torch.Generator().manual_seed(3)
+    a = (torch.randn(7, 5, generator=g) * 3).requires_grad_()
+    b = torch.nn.functional.normalize(torch.randn(7, 5, generator=g), dim=1).requires_grad_()
+    got = contrastive_regularizer(a, b, tau)
+    expected = _regularizer_by_definition(a, b, tau)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    grads = torch.autograd.grad(got, (a, b))
+    ref = torch.autograd.grad(expected, (a, b))
+    for x, y in zip(grads, ref):
+        torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
