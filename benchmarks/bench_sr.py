@@ -9,7 +9,9 @@ One JSON document on stdout (progress on stderr):
   round by round, so that a busy machine slows them alike; medians over rounds.
   ``relative_cost`` = PCL step / L1 step.
 * ``upscale``: megapixels (of output) per second of ``vision.sr.infer.upscale_tensor`` with
-  tiles (``--tile``, ``--pad``) and of a plain ``model(lr)`` forward on the whole image.
+  tiles (``--tile``, ``--pad``) and of a plain ``model(lr)`` forward on the whole image (the
+  image must exceed ``tile + 2 * pad`` to be tiled at all; the tiles' context is recomputed,
+  which is the price of bounded memory).
 * ``memory``: peak memory of whole-image vs tiled upscaling of a ``--memory-side`` LR image,
   each in a fresh subprocess: the growth of the resident set (CPU, ``ru_maxrss``) or
   ``torch.cuda.max_memory_allocated`` (CUDA).
@@ -213,7 +215,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=3, help="timed steps per round (default: 3)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default: 3)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default: 1)")
-    p.add_argument("--upscale-side", type=int, default=192, help="LR side for throughput")
+    p.add_argument("--upscale-side", type=int, default=320, help="LR side for throughput")
     p.add_argument("--memory-side", type=int, default=512, help="LR side for peak memory")
     p.add_argument("--tile", type=int, default=128, help="LR tile (default: 128)")
     p.add_argument("--pad", type=int, default=40, help="LR context per tile side (default: 40)")
