@@ -8,7 +8,7 @@ Modules:
   leave-one-out, full ranking, length 50), built without touching ``sys.argv``, the root logger
   or the working directory.
 * :mod:`recsys.augment`: crop / mask / reorder and two-view augmentation (CL4SRec, MCLRec).
-* :mod:`recsys.losses`: MCLRec's pairwise InfoNCE (through :func:`shared.losses.info_nce`) and
+* :mod:`recsys.losses`: the pairwise InfoNCE (the core's :func:`shared.losses.nt_xent`) and
   contrastive regularizer R.
 * :mod:`recsys.encoder`: a faster forward pass for RecBole's SASRec encoder (same parameters).
 * :mod:`recsys.models`: CL4SRec, DuoRec and MCLRec as RecBole ``SequentialRecommender`` models.
@@ -19,6 +19,10 @@ Modules:
   (models, seeds, dropout selection on validation).
 * :mod:`recsys.stats`: per-user metrics and paired tests (bootstrap, permutation).
 * :mod:`recsys.report`: ``results.json``, ``results.md``, paired tests, plot.
+* :mod:`recsys.run`: the run folder (:class:`shared.training.run.RunFolder`: ownership marker,
+  data fingerprint, settings that may change on resume).
+* :mod:`recsys.domain` (light, no torch) and :mod:`recsys.commands`: the ``contrasuite recsys``
+  command group and the demo step, wired by ``pipelines/cli.py``'s ``DOMAINS``.
 
 Example (what ``contrasuite recsys evaluate --dataset ml-100k --models SASRec,MCLRec --out RUN``
 runs)::

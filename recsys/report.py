@@ -16,7 +16,7 @@ from shared.io import atomic_write_bytes, atomic_write_text, write_csv, write_js
 
 if TYPE_CHECKING:
     from recsys.config import Profile
-    from recsys.evaluation import ModelSummary
+    from recsys.results import ModelSummary
 
 __all__ = ["PAIRED_METRIC", "paired_tests", "results_markdown", "validation_plot", "write_reports"]
 

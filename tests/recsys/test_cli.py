@@ -131,7 +131,7 @@ def test_single_interaction_users_are_dropped_with_a_warning(
 @pytest.mark.slow
 def test_every_model_runs(tmp_path: Path) -> None:
     data = write_sequences(tmp_path / "d.txt", n_users=16)
-    models = "BERT4Rec,FastSASRec,CL4SRec,MCLRec-J"
+    models = "BERT4Rec,FastSASRec,SASRec2Step,CL4SRec,DuoRec,MCLRec-J"
     argv = ["--dataset", str(data), "--models", models, "--out", str(tmp_path / "o"),
             "--epochs", "1", "--mask-history", *FAST, "trainer.max_train_batches=1"]  # fmt: skip
     assert run(*argv) == 0
