@@ -9,15 +9,14 @@ Data API (this package's front door; everything else builds on it):
       ds.signals      # (N, 12, T) float32 mV, memory-mapped from the cache
       ds.labels       # (N, C) float32 multi-hot; ds.label_names: C codes, fixed order
       ds.ecg_ids, ds.folds, ds.meta (age, sex, report, ...), ds.lead_names, ds.sampling_rate
-      train, val, test = ds.split("train"), ds.split("val"), ds.split("test")  # folds 1-8/9/10
-      x, y = train[0]  # torch tensors (12, T) and (C,): a map-style torch Dataset
+      x, y = ds[0]  # torch tensors (12, T) and (C,): a map-style torch Dataset
 
-  Records are ordered by ``(strat_fold, ecg_id)`` so that a split is a contiguous view.
+  Records are ordered by ``(strat_fold, ecg_id)``: train folds 1-8, validation 9, test 10.
   The first read shows a progress bar and fills the cache; later reads memory-map it.
 * Label sets (:data:`LABEL_SETS`): ``all`` (71 codes in ``scp_statements.csv`` order),
   ``diagnostic`` (44), ``subdiagnostic`` (23), ``superdiagnostic`` (5), ``form`` (19),
   ``rhythm`` (12), aggregated as in the PTB-XL benchmark; see :func:`label_names`.
-* ProtoECGNet's branches (:data:`BRANCH_CODES`, :func:`branch_groups`): rhythm (16 codes, 1D
+* ProtoECGNet's branches (:data:`BRANCH_CODES`, :func:`branch_of`): rhythm (16 codes, 1D
   global prototypes), morphology (52, 2D partial prototypes), global (3, 2D global prototypes).
 * Preprocessing: 0.5 Hz zero-phase high-pass (:func:`highpass_filter`, on by default);
   optional per-lead standardization fit on folds 1-8 only (``PTBXL.mean``/``PTBXL.std``).
@@ -31,17 +30,14 @@ Data API (this package's front door; everything else builds on it):
 
 from medical.ecg.data import (
     BRANCH_CODES,
-    BRANCHES,
     LABEL_SETS,
     LEAD_NAMES,
     PTBXL,
     RECORD_SECONDS,
     SAMPLING_RATES,
-    SPLITS,
     CSVError,
     PTBXLError,
     RecordError,
-    branch_groups,
     branch_of,
     highpass_filter,
     label_matrix,
@@ -55,20 +51,17 @@ from medical.ecg.synth import SYNTH_CODES, simulate_ecg, write_synthetic_ptbxl
 from shared.cache import ArrayCache, default_cache_dir
 
 __all__ = [
-    "BRANCHES",
     "BRANCH_CODES",
     "LABEL_SETS",
     "LEAD_NAMES",
     "PTBXL",
     "RECORD_SECONDS",
     "SAMPLING_RATES",
-    "SPLITS",
     "SYNTH_CODES",
     "ArrayCache",
     "CSVError",
     "PTBXLError",
     "RecordError",
-    "branch_groups",
     "branch_of",
     "default_cache_dir",
     "highpass_filter",

@@ -44,7 +44,6 @@ __all__ = [
     "jaccard_matrix",
     "prototype_loss",
     "sparsity",
-    "wrong_class_l1",
 ]
 
 PosWeight = Literal["samples", "label_instances", "none"]
@@ -316,19 +315,6 @@ def class_counts_pos_weight(labels: Tensor, mode: PosWeight = "samples") -> Tens
             f"Expected `pos_weight` to be 'samples', 'label_instances' or 'none', but got {mode!r}."
         )
     return ((total - n_c).clamp_min(0) / n_c).float()
-
-
-def wrong_class_l1(weight: Tensor, identity: Tensor) -> Tensor:
-    r"""L1 norm of the wrong-class connections, :math:`\lVert W \odot (1 - A^T)\rVert_1`.
-
-    Args:
-        weight: Classifier weight. Shape: (C, P).
-        identity: ``A``. Shape: (P, C).
-
-    Returns:
-        A scalar.
-    """
-    return (weight * (1 - identity.T.to(weight.dtype))).abs().sum()
 
 
 def prototype_loss(

@@ -24,7 +24,6 @@ from medical.ecg import (
     CSVError,
     PTBXLError,
     RecordError,
-    branch_groups,
     branch_of,
     highpass_filter,
     label_names,
@@ -164,40 +163,18 @@ def test_min_likelihood(small: Path, tmp_path: Path) -> None:
     assert confident.labels[:, j].sum() == 0 < everything.labels[:, j].sum()
 
 
-def test_branch_groups_of_the_71_statements(small: Path) -> None:
+def test_branches_of_the_71_statements(small: Path) -> None:
     names = label_names(read_statements(small), "all")
-    groups = branch_groups(names)
+    groups: dict[str, list[str]] = {}
+    for name in names:
+        groups.setdefault(branch_of(name), []).append(name)
     assert [len(groups[b]) for b in ("rhythm", "morphology", "global")] == [16, 52, 3]
-    assert sorted(i for g in groups.values() for i in g) == list(range(71))
-    assert [names[i] for i in groups["global"]] == ["DIG", "NORM", "EL"]
-    assert {names[i] for i in groups["rhythm"]} == set(BRANCH_CODES["rhythm"])
+    assert groups["global"] == ["DIG", "NORM", "EL"]
+    assert set(groups["rhythm"]) == set(BRANCH_CODES["rhythm"])
     assert branch_of("AFIB") == "rhythm"
     assert branch_of("CLBBB") == "morphology"
-    assert branch_groups(["SR", "NORM", "IMI"]) == {
-        "rhythm": [0],
-        "morphology": [2],
-        "global": [1],
-    }
     with pytest.raises(InputError, match="PTB-XL SCP codes"):
-        branch_groups(["NORM", "MI"])
-
-
-def test_splits_are_contiguous_memmap_views(small: Path, tmp_path: Path) -> None:
-    ds = load(small, tmp_path)
-    parts = {name: ds.split(name) for name in ("train", "val", "test")}
-    assert set(parts["train"].folds.tolist()) <= set(range(1, 9))
-    assert set(parts["val"].folds.tolist()) == {9}
-    assert set(parts["test"].folds.tolist()) == {10}
-    assert sum(len(p) for p in parts.values()) == len(ds)
-    for part in parts.values():
-        assert isinstance(part.signals, np.memmap)
-        row = ds.index_of(part.ecg_ids[0])
-        np.testing.assert_array_equal(part.signals[0], ds.signals[row])
-        np.testing.assert_array_equal(part.labels[0], ds.labels[row])
-    with pytest.raises(InputError, match="Did you mean 'val'"):
-        ds.split("vali")
-    with pytest.raises(InputError, match="fold 9"):
-        parts["test"].split("val")
+        branch_of("MI")
 
 
 def test_index_of_with_labels_and_descriptions(small: Path, tmp_path: Path) -> None:
@@ -215,7 +192,7 @@ def test_index_of_with_labels_and_descriptions(small: Path, tmp_path: Path) -> N
 
 
 def test_pickling_reopens_the_memory_map(small: Path, tmp_path: Path) -> None:
-    test = load(small, tmp_path).split("test")
+    test = load(small, tmp_path)
     blob = pickle.dumps(test)
     assert len(blob) < test.signals.nbytes, "the signals are not copied into the pickle"
     back = pickle.loads(blob)
@@ -250,14 +227,14 @@ def test_highpass_is_the_zero_phase_butterworth(small: Path, tmp_path: Path) -> 
 def test_standardization_is_fit_on_training_folds_only(small: Path, tmp_path: Path) -> None:
     plain = load(small, tmp_path)
     std = load(small, tmp_path, standardize=True)
-    train = np.asarray(plain.split("train").signals, dtype=np.float64)
+    train = np.asarray(plain.signals[plain.folds <= 8], dtype=np.float64)
     np.testing.assert_allclose(std.mean, train.mean(axis=(0, 2)), rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(std.std, train.std(axis=(0, 2)), rtol=1e-4)
-    z = np.asarray(std.split("train").signals, dtype=np.float64)
+    z = np.asarray(std.signals[std.folds <= 8], dtype=np.float64)
     np.testing.assert_allclose(z.mean(axis=(0, 2)), 0.0, atol=1e-4)
     np.testing.assert_allclose(z.std(axis=(0, 2)), 1.0, atol=1e-3)
     # The test fold is transformed with the training statistics, not its own.
-    zt = np.asarray(std.split("test").signals, dtype=np.float64)
+    zt = np.asarray(std.signals[std.folds == 10], dtype=np.float64)
     assert np.abs(zt.mean(axis=(0, 2))).max() > 1e-4 or np.abs(zt.std(axis=(0, 2)) - 1).max() > 1e-3
     np.testing.assert_allclose(std.signal_mv(0), plain.signals[0], atol=1e-5)
     again = load(small, tmp_path, standardize=True)  # from the cache, statistics included
@@ -607,7 +584,6 @@ def test_real_subset_shapes_folds_and_labels(shared_data: Path, subset_cache: Pa
     assert ds.signals.shape == (500, 12, 1000)
     assert ds.labels.shape == (500, 71)
     assert sorted(set(ds.folds.tolist())) == list(range(1, 11))
-    assert len(ds.split("train")) + len(ds.split("val")) + len(ds.split("test")) == 500
     # ECG 1: "sinusrhythmus periphere niederspannung", {'NORM': 100, 'LVOLT': 0, 'SR': 0}, fold 3.
     row = ds.index_of(1)
     assert ds.folds[row] == 3
@@ -627,8 +603,8 @@ def test_real_subset_shapes_folds_and_labels(shared_data: Path, subset_cache: Pa
             assert len(sub) == 500
     sup = load_ptbxl(root, label_set="superdiagnostic", cache_dir=subset_cache, progress=False)
     assert sup.labels[sup.index_of(1)].tolist() == [0.0, 1.0, 0.0, 0.0, 0.0]  # NORM
-    groups = branch_groups(ds.label_names)
-    assert [len(groups[b]) for b in ("rhythm", "morphology", "global")] == [16, 52, 3]
+    branches = [branch_of(n) for n in ds.label_names]
+    assert [branches.count(b) for b in ("rhythm", "morphology", "global")] == [16, 52, 3]
 
 
 @pytest.mark.realdata

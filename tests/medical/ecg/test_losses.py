@@ -17,7 +17,6 @@ from medical.ecg.losses import (
     jaccard_matrix,
     prototype_loss,
     sparsity,
-    wrong_class_l1,
 )
 from medical.ecg.model import prototype_identity
 from shared.losses import info_nce
@@ -147,10 +146,18 @@ def test_pos_weight_modes():
         class_counts_pos_weight(y, "bogus")  # type: ignore[arg-type]
 
 
-def test_wrong_class_l1_only_covers_wrong_connections():
+def test_classifier_stage_l1_only_covers_wrong_connections():
+    from medical.ecg.tasks import LinearStageTask
+
     identity = prototype_identity(2, 2)
-    w = torch.tensor([[1.0, 2.0, -3.0, 4.0], [5.0, -6.0, 7.0, 8.0]])
-    assert wrong_class_l1(w, identity).item() == pytest.approx(3 + 4 + 5 + 6)
+    linear = torch.nn.Linear(4, 2, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[1.0, 2.0, -3.0, 4.0], [5.0, -6.0, 7.0, 8.0]]))
+    task = LinearStageTask(
+        linear, torch.nn.Identity(), [], torch.arange(2), None, 1.0, 1 - identity.T
+    )
+    out = task.training_step((torch.zeros(3, 4), torch.zeros(3, 2), torch.arange(3)))
+    assert out["loss/l1"].item() == pytest.approx(3 + 4 + 5 + 6)
 
 
 def test_prototype_loss_total_is_the_weighted_sum():

@@ -293,10 +293,10 @@ def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
 @pytest.mark.parametrize(
     "options",
     [
-        # every official behaviour at once (methods.md 1.9: mean pooling, weighted validation
-        # sampling, frozen parts in train mode, raw fusion input, label-instance pos_weight)
-        ["model.pooling=mean", "data.val_sampling=official", "stages.frozen_eval=false",
-         "stages.fusion_input=raw", "loss.pos_weight=label_instances"],
+        # every official behaviour at once, the paper preset (methods.md 1.9: mean pooling,
+        # weighted validation sampling, frozen parts in train mode, raw fusion input,
+        # label-instance pos_weight)
+        ["preset=paper"],
         # the other options, with the optional stages
         ["model.similarity_scale=cosine", "loss.cooccurrence_form=info_nce",
          "stages.prototype_epochs=1", "stages.classifier_epochs=1", "model.branches=rhythm,global"],
@@ -305,8 +305,15 @@ def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
 def test_options_run_end_to_end(synth_dir, tmp_path, monkeypatch, options):
     monkeypatch.setenv("CONTRASUITE_CACHE", str(synth_dir / "cache"))
     cfg = _cfg(synth_dir, *options, "trainer.epochs=1", "stages.feature_epochs=0")
+    if "preset=paper" in options:
+        official = ("mean", "official", False, "raw", "label_instances")
+        assert (cfg.model.pooling, cfg.data.val_sampling, cfg.stages.frozen_eval,
+                cfg.stages.fusion_input, cfg.loss.pos_weight) == official  # fmt: skip
     metrics = train(cfg, tmp_path / "run", progress=False)
     assert np.isfinite(metrics["macro_auc"])
+    assert (
+        metrics["ci95"]["macro_auc"][0] <= metrics["macro_auc"] <= metrics["ci95"]["macro_auc"][1]
+    )
     run = load_run(tmp_path / "run")
     assert run.config == cfg
 
