@@ -428,3 +428,16 @@ def test_explain_refuses_missing_fusion_statistics(env, tmp_path, capsys):
     (run / "fusion" / "weights.pt").unlink()
     assert main(["ecg", "explain", "--run", str(run), "--ecg-id", "1"]) == 2
     assert "standardization statistics" in _one_line(capsys)
+
+
+def test_without_projection_prototypes_are_not_called_training_segments(env):
+    import dataclasses
+
+    run = load_run(env["run"])
+    stages = dataclasses.replace(run.config.stages, project=False)
+    run.config = dataclasses.replace(run.config, stages=stages)
+    data = env["data"]
+    page = render_report(run, data, int(data.ecg_ids[data.rows([10])[0]]))
+    assert "not a segment of a training ECG" in page
+    assert "The prototype: training ECG" not in page
+    assert "real training ECG" not in page
