@@ -37,18 +37,17 @@ __all__ = ["COMMAND_MODULES", "DOMAINS", "build_parser", "main"]
 #: Keep them light (argparse only; heavy imports inside the handlers).
 COMMAND_MODULES = (
     "pipelines.demo",  # contrasuite demo
-    "pipelines.domain_steps",  # demo steps "ecg" and "recsys"
 )
 #: The domains, each a light module defining ``DOMAIN`` (a :class:`shared.domain.DomainSpec`),
 #: in the order of `contrasuite --help` and of the demo's steps (after the modules above).
 #: Adding a domain is one line here (see pipelines/domain.py and the README).
 DOMAINS: tuple[str, ...] = (
-    "vision.digits.domain",
-    "medical.sepclr.domain",
-    "vision.sr.domain",
-    "medical.prostate.domain",
-    "medical.ecg.domain",
-    "recsys.domain",
+    "vision.digits.domain",  # the reference domain: contrastive methods on 8x8 digits
+    "medical.ecg.domain",  # ProtoECGNet on PTB-XL
+    "recsys.domain",  # MCLRec and offline evaluation on RecBole
+    "medical.prostate.domain",  # PI-RADS zones, dual-path CNN
+    "medical.sepclr.domain",  # SepCLR: common vs salient
+    "vision.sr.domain",  # PCL-SR super-resolution
 )
 
 for _module in COMMAND_MODULES:

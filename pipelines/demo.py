@@ -299,7 +299,7 @@ _DEMO_EPILOG = """\
 examples:
   contrasuite demo                        # full settings, into ./contrasuite-demo
   contrasuite demo --quick --out /tmp/d   # small settings, about a minute on 2 CPU cores
-  contrasuite demo --steps core           # only some steps (comma-separated)
+  contrasuite demo --steps digits        # only some steps (comma-separated)
   contrasuite demo --list                 # list the steps
 
 Each step writes DIR/<step>/ (its run folders); DIR/index.html links and summarizes them and

@@ -148,11 +148,16 @@ def register_domain(spec: DomainSpec) -> DomainSpec:
         for command in spec.commands:
             _add_command(sub, command)
 
+    examples = "\n".join(
+        "  " + c.examples.strip().splitlines()[0] for c in spec.commands if c.examples.strip()
+    )
     register_command(
         spec.name,
         help=spec.help,
         description=spec.description or spec.help,
-        epilog=f"commands:\n{commands}\n\nrun 'contrasuite {spec.name} COMMAND --help' for one.\n",
+        epilog=f"commands:\n{commands}\n\n"
+        + (f"examples:\n{examples}\n\n" if examples else "")
+        + f"run 'contrasuite {spec.name} COMMAND --help' for one.\n",
     )(configure)
     if spec.demo is not None:
         demo_ref = spec.demo

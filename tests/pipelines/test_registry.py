@@ -58,8 +58,8 @@ def test_closest_match():
 def test_commands_and_demo_steps_are_registered():
     import pipelines.cli  # noqa: F401  (the explicit import list fills the registries)
 
-    assert {"demo", "showcase"} <= set(COMMANDS.names())
-    assert "core" in DEMO_STEPS.names()
+    assert {"demo", "digits"} <= set(COMMANDS.names())
+    assert "digits" in DEMO_STEPS.names()
 
 
 def test_register_command_refuses_a_taken_name():
@@ -69,7 +69,7 @@ def test_register_command_refuses_a_taken_name():
 
 def test_register_demo_step_checks_names():
     with pytest.raises(ValueError, match="already registered"):
-        register_demo_step("core", title="again")(lambda ctx: None)  # type: ignore[arg-type,return-value]
+        register_demo_step("digits", title="again")(lambda ctx: None)  # type: ignore[arg-type,return-value]
     with pytest.raises(ValueError, match="letters"):
         register_demo_step("a/b", title="bad folder name")
 
