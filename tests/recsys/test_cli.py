@@ -236,6 +236,11 @@ def test_foreign_folder_and_refused_resume_get_one_short_line(
     err = _refused(capsys, foreign, "--dataset", str(data))
     assert "not empty and holds no contrasuite run" in err
     assert (foreign / "config.yaml").read_text() == "title: thesis draft\n"
+    ecg = RunFolder.prepare(tmp_path / "ecg_run", domain="ecg", command="train").create().path
+    before = sorted(os.listdir(ecg))
+    assert run("--dataset", str(data), "--out", str(ecg)) == 2
+    assert "holds a ecg train run, not a recsys evaluate run" in capsys.readouterr().err
+    assert sorted(os.listdir(ecg)) == before  # no data/, no log.txt
 
     out = tmp_path / "run"
     argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--epochs", "1",
@@ -270,3 +275,20 @@ def test_small_data_warns_and_accented_file_names_are_mapped(
         r"only 12 test user\(s\) and \d+ item\(s\): too small for a meaningful", caplog.text
     )
     assert (out / "data" / "Beaute" / "Beaute.inter").exists()
+
+
+def test_quick_sets_a_small_budget_unless_given(tmp_path: Path) -> None:
+    import yaml
+
+    data = write_sequences(tmp_path / "d.txt", n_users=12)
+    out = tmp_path / "q"
+    argv = ["--dataset", str(data), "--models", "GRU4Rec", "--out", str(out), "--quick",
+            "trainer.progress=false"]  # fmt: skip
+    assert run(*argv) == 0
+    trainer = yaml.safe_load((out / "config.yaml").read_text())["trainer"]
+    assert (trainer["epochs"], trainer["max_train_batches"]) == (3, 40)
+    out2 = tmp_path / "q2"
+    argv2 = [*argv[:5], str(out2), "--quick", "--epochs", "1", "trainer.max_train_batches=2"]
+    assert run(*argv2) == 0
+    trainer = yaml.safe_load((out2 / "config.yaml").read_text())["trainer"]
+    assert (trainer["epochs"], trainer["max_train_batches"]) == (1, 2)
