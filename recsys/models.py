@@ -28,6 +28,7 @@ Settings are read from RecBole's config: ``cl_weight`` (lambda), ``beta``, ``tau
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
@@ -246,7 +247,9 @@ class MCLRec(CL4SRec):
             return {"loss/cl1": zero, "loss/cl2": zero, "loss/reg": zero}
         z1 = self.augmenter_1(h1)
         z2 = self.augmenter_2(h2)
-        cl1 = self._info_nce(h1, h2)
+        # With lambda = 0 (Beauty's setting) L_cl1 is only reported: no graph for a zero weight.
+        with torch.no_grad() if self.cl_weight == 0 else contextlib.nullcontext():
+            cl1 = self._info_nce(h1, h2)
         cl2 = pair_info_nce(h1, z2, 1.0) + pair_info_nce(h2, z1, 1.0) + pair_info_nce(z1, z2, 1.0)
         if self.regularizer:
             reg = R_SCALE * (

@@ -376,11 +376,12 @@ def test_duorec_loss_composition(make_setup: Any, contrast: str) -> None:
             assert torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.parametrize("cl_weight", [0.1, 0.0])  # lambda = 0: L_cl1 without a graph
 def test_optimised_step_gives_the_parameters_of_the_official_schedule(
-    make_setup: Any, tmp_path: Any
+    make_setup: Any, tmp_path: Any, cl_weight: float
 ) -> None:
     config, _, train, _, _ = make_setup(
-        MCLRec, beta=0.5, cl_weight=0.1, hidden_dropout_prob=0.0, attn_dropout_prob=0.0
+        MCLRec, beta=0.5, cl_weight=cl_weight, hidden_dropout_prob=0.0, attn_dropout_prob=0.0
     )
     torch.manual_seed(0)
     fast = MCLRec(config, train.dataset)
