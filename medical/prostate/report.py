@@ -66,7 +66,8 @@ def slice_positions(labels: np.ndarray) -> tuple[int, int, int]:
     """Axial slice indices (apex, mid-gland, base) of a RAS label volume.
 
     Apex is the lowest slice (smallest z) holding any zone, base the highest, mid-gland half
-    way; an empty volume gives a quarter, half and three quarters of the slices.
+    way; an empty volume gives a quarter, half and three quarters of the slices. Reports take
+    them from the reference labels when there are some, else from the prediction.
 
     Examples:
         >>> x = np.zeros((4, 4, 10), np.uint8); x[..., 2:7] = 1
@@ -85,9 +86,9 @@ def _canonical(data: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.asarray(nib.as_closest_canonical(nib.Nifti1Image(data, affine)).dataobj)
 
 
-def _figure(image: np.ndarray, labels: np.ndarray) -> str:
+def _figure(image: np.ndarray, labels: np.ndarray, guide: np.ndarray) -> str:
     lo, hi = np.percentile(image, [1, 99])
-    picks = slice_positions(labels)
+    picks = slice_positions(guide)
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.2))
     for ax, z, title in zip(axes, picks, ("apex", "mid-gland", "base")):
         ax.imshow(image[:, :, z].T, cmap="gray", origin="lower", vmin=lo, vmax=hi)
@@ -143,6 +144,10 @@ def case_report(
         data = data[..., 0]
     image = _canonical(data, source.affine)
     canon_labels = _canonical(labels.astype(np.uint8), source.affine)
+    # apex / mid / base from the reference gland when there is one, else from the prediction
+    guide = (
+        canon_labels if reference is None else _canonical(reference.astype(np.uint8), source.affine)
+    )
     spacing = [float(s) for s in source.header.get_zooms()[:3]]
     voxel_ml = float(np.prod(spacing)) / 1000.0
     rows: list[dict[str, str]] = []
@@ -167,7 +172,7 @@ def case_report(
         image=getattr(source, "get_filename", lambda: "")() or name,
         reference=reference_name if reference is not None else "",
         spacing=" x ".join(f"{s:.3g}" for s in spacing),
-        figure=_figure(image, canon_labels),
+        figure=_figure(image, canon_labels, guide),
         rows=rows,
         rule=MISSING_RULE,
     )
