@@ -471,10 +471,12 @@ def _evaluate(
     )
     summaries: dict[str, ModelSummary] = {}
     with torch_threads(cfg.trainer.threads):
-        for name, runs in _plan(cfg, out).items():
+        plan = _plan(cfg, out)
+        for name, runs in plan.items():
             results = [_run(cfg, run, source, profile, folder) for run in runs]
             summaries[name] = _summarize(cfg, name, results)
-            write_reports(out, cfg, summaries, source, profile, command=command)
+            last = len(summaries) == len(plan)  # the plot once, at the end (matplotlib is slow)
+            write_reports(out, cfg, summaries, source, profile, command=command, plot=last)
             if on_model_done is not None:
                 on_model_done(summaries[name])
     return summaries

@@ -54,8 +54,9 @@ def write_reports(
     profile: Profile,
     *,
     command: str | None = None,
+    plot: bool = True,
 ) -> None:
-    """Write every report of the run folder from the models done so far."""
+    """Write every report of the run folder from the models done so far (``plot``: the PNG)."""
     payload = {name: s.contract() for name, s in summaries.items()}
     write_json(out / "results.json", payload)
     write_json(out / "metrics.json", payload)
@@ -87,7 +88,7 @@ def write_reports(
         )
     text = results_markdown(cfg, summaries, source, profile, tests=tests, command=command)
     atomic_write_text(out / "results.md", text)
-    png = validation_plot(summaries)
+    png = validation_plot(summaries) if plot else None
     if png is not None:
         atomic_write_bytes(out / "valid_ndcg.png", png)
 
