@@ -215,7 +215,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
     notes = (
         f"EDSR-tiny x{cfg.data.scale} on scikit-image's bundled images: L1 pretraining "
         f"{cfg.pretrain.epochs * steps} steps, then {cfg.trainer.epochs * steps} steps of "
-        f"L1 + {cfg.pcl.weight:g}·PCL and of the L1-only control from the same checkpoint and "
+        f"L1 + {cfg.pcl.weight:.3g}·PCL and of the L1-only control from the same checkpoint and "
         "seed; evaluated on the held-out chelsea and coffee images. A CPU-sized schedule: "
         "differences between PCL and its control of a few hundredths of a dB are noise."
     )

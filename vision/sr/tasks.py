@@ -4,7 +4,9 @@ Deviations from the released code, each with the option that restores it:
 
 * SR embedding under ``torch.no_grad`` (PCL never reaches the SR net): here the gradient
   flows; ``pcl.grad_to_sr=false`` restores the released behaviour.
-* ``rgb_range`` 255 (RCAN): images in [0, 1] here (NLSN's range); a pure scale factor.
+* ``rgb_range`` 255 (RCAN): images in [0, 1] here (NLSN's range). The L1 term shrinks by 255
+  while PCL (cosine similarities) does not, so RCAN's ``5*CL-patchD`` becomes
+  ``pcl.weight=5/255`` (the default); ``pcl.weight=5`` is 255 times RCAN's balance.
 * The RCAN script drops the sharpened positives (a missing backslash): 3 positives here;
   ``pcl.n_pos=0`` restores HR as the only positive.
 * Discriminator stem of 64 channels: 64 here too; ``pcl.d_width`` narrows it for CPU runs
