@@ -1,0 +1,377 @@
+"""A user's bad inputs across every command: exit 2, one true line, nothing written or changed.
+
+Each case runs the real command line in-process (``pipelines.cli.main``) against a small world of
+fixtures built once for the module: corrupt or truncated files of each format the commands read
+(YAML, CSV, WFDB, NIfTI, PNG/JPEG, ``.npz``, RecBole atomic files), folders where files are
+expected and the reverse, run folders of another domain, odd values. For every case the test checks
+the exit status, that stderr holds exactly one line (as a terminal shows it: progress bars redraw
+in place) naming the file or option, that no traceback is printed, that the output path was not
+created, and that nothing in the world changed.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.cli import main
+from shared.training.run import RunFolder
+
+# Small settings so that a case that is wrongly accepted ends quickly instead of training.
+DIG = ["--methods", "simclr", "--epochs", "1", "batch_size=64", "model.width=8",
+       "trainer.progress=false", "trainer.threads=1", "trainer.max_train_batches=2"]  # fmt: skip
+SEP = ["model.width=4", "batch_size=32", "trainer.progress=false", "trainer.threads=1",
+       "--epochs", "1"]  # fmt: skip
+SRT = ["--size", "tiny", "--epochs", "1", "data.patch_size=16", "data.batch_size=4",
+       "data.batches_per_epoch=2", "data.val_crop=40", "pretrain.epochs=1", "pcl.d_width=4",
+       "trainer.progress=false", "trainer.threads=1"]  # fmt: skip
+PT = ["data.roi=16,16,4", "data.spacing=4,4,6", "model.base_filters=4", "trainer.progress=false",
+      "trainer.threads=1", "data.augment=false", "data.samples_per_volume=1", "--epochs", "1",
+      "stage2.epochs=1"]  # fmt: skip
+ECG = ["model.width=8", "model.layers=1,1,1,1", "trainer.epochs=1", "stages.feature_epochs=1",
+       "stages.joint_epochs=1", "stages.fusion_epochs=1", "trainer.progress=false",
+       "trainer.threads=1", "data.cache=false"]  # fmt: skip
+REC = ["--models", "GRU4Rec", "--quick", "--epochs", "1", "trainer.max_train_batches=1"]
+
+OUT = "{W}/out"  # every case's output path: it must not exist afterwards
+
+
+def _png(path: Path, size: int = 40, channels: int = 3, value: int | None = None) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(len(path.name))
+    shape = (size, size, channels) if channels > 1 else (size, size)
+    arr = rng.integers(0, 255, shape) if value is None else np.full(shape, value)
+    Image.fromarray(arr.astype(np.uint8)).save(path)
+
+
+def _marker_run(path: Path, domain: str, command: str = "train") -> None:
+    """A run folder of ``domain`` as its train command leaves it (marker, config, weights)."""
+    RunFolder.prepare(path, domain=domain, command=command, config={"seed": 1}).create()
+    (path / "weights.pt").write_bytes(b"not used: the domain check comes first")
+
+
+def _build(w: Path) -> None:
+    import nibabel as nib
+
+    w.mkdir(parents=True)
+    (w / "file.txt").write_text("keep me\n")
+    # YAML configs
+    (w / "list.yaml").write_text("- trainer\n- epochs\n")
+    (w / "syntax.yaml").write_text("trainer: {epochs: [1, 2\n")
+    (w / "wrongtype.yaml").write_text("trainer:\n  epochs: ten\n")
+    (w / "unknown.yaml").write_text("trainer:\n  lrr: 0.1\n")
+    (w / "scalar.yaml").write_text("42\n")
+    (w / "dir.yaml").mkdir()
+    (w / "binary.yaml").write_bytes(b"\xff\xfe\x00\x01garbage\x00")
+    # run folders of each domain (only their markers matter to these cases)
+    for domain in ("prostate", "sepclr", "sr", "ecg"):
+        _marker_run(w / f"run_{domain}", domain)
+    # ECG: a small synthetic PTB-XL set, then damaged copies
+    assert main(["ecg", "synth", "--out", str(w / "ecg"), "--n-records", "10", "-q"]) == 0
+    for name in ("ecg_emptydb", "ecg_hdronly", "ecg_scpnocol", "ecg_badhea", "ecg_truncdat",
+                 "ecg_fmt24", "ecg_norecords"):  # fmt: skip
+        shutil.copytree(w / "ecg", w / name)
+    (w / "ecg_emptydb/ptbxl_database.csv").write_text("")
+    header = (w / "ecg_hdronly/ptbxl_database.csv").read_text().splitlines()[0]
+    (w / "ecg_hdronly/ptbxl_database.csv").write_text(header + "\n")
+    rows = (w / "ecg_scpnocol/scp_statements.csv").read_text().splitlines()
+    (w / "ecg_scpnocol/scp_statements.csv").write_text(
+        "\n".join(",".join(r.split(",")[:2]) for r in rows) + "\n"
+    )
+    rec = "records100/00000/00003_lr"
+    (w / "ecg_badhea" / f"{rec}.hea").write_text("this is not a header\n")
+    dat = w / "ecg_truncdat" / f"{rec}.dat"
+    dat.write_bytes(dat.read_bytes()[:100])
+    hea = w / "ecg_fmt24" / f"{rec}.hea"
+    hea.write_text(hea.read_text().replace(".dat 16 ", ".dat 24 "))
+    shutil.rmtree(w / "ecg_norecords/records100")
+    # recsys data sets
+    (w / "empty.txt").write_text("")
+    (w / "binary.txt").write_bytes(bytes(range(256)) * 4)
+    (w / "nousers.txt").write_text("u1\nu2\nu3\n")
+    (w / "atomA").mkdir()
+    (w / "atomA/other.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n1\t2\t3\n")
+    (w / "atomB").mkdir()
+    (w / "atomB/atomB.inter").write_text("foo:token\tbar:token\n1\t2\n3\t4\n")
+    # prostate: phantoms, then damaged copies
+    argv = ["prostate", "phantom", "--out", str(w / "ph"), "--n-cases", "2", "--n-unlabelled",
+            "0", "--shape", "16,16,4", "--spacing", "4,4,6"]  # fmt: skip
+    assert main(argv) == 0
+    for name in ("pr_badjson", "pr_truncimg", "pr_shape", "pr_labels7", "pr_noimages",
+                 "pr_nolabels"):  # fmt: skip
+        shutil.copytree(w / "ph", w / name)
+    case = "prostate_001.nii.gz"
+    (w / "pr_badjson/dataset.json").write_text("{not json")
+    img = w / "pr_truncimg/imagesTr" / case
+    img.write_bytes(img.read_bytes()[:300])
+    lab = nib.load(str(w / "pr_shape/labelsTr" / case))
+    nib.save(nib.Nifti1Image(np.zeros((9, 9, 4), np.uint8), lab.affine),
+             str(w / "pr_shape/labelsTr" / case))  # fmt: skip
+    lab = nib.load(str(w / "pr_labels7/labelsTr" / case))
+    arr = np.asarray(lab.dataobj).astype(np.uint8)
+    arr[arr == 2] = 7
+    arr[0, 0, 0] = 7
+    nib.save(nib.Nifti1Image(arr, lab.affine), str(w / "pr_labels7/labelsTr" / case))
+    for f in (w / "pr_noimages/imagesTr").iterdir():
+        f.unlink()
+    shutil.rmtree(w / "pr_nolabels/labelsTr")
+    (w / "masks_empty").mkdir()
+    (w / "masks_corrupt").mkdir()
+    (w / "masks_corrupt/prostate_00.nii.gz").write_bytes(b"\x1f\x8b\x08garbage")
+    (w / "corrupt.nii.gz").write_bytes(gzip.compress(b"not a nifti header at all" * 10))
+    (w / "text.nii.gz").write_text("plain text, not gzip\n")
+    nib.save(nib.Nifti1Image(np.zeros((16, 16), np.float32), np.eye(4)), str(w / "flat2d.nii.gz"))
+    _png(w / "scan.png", 16, 1)
+    (w / "predin").mkdir()
+    shutil.copy(w / "ph/imagesTr/prostate_000.nii.gz", w / "predin/case.nii.gz")
+    # sepclr
+    groups = np.array([0, 1] * 6)
+    imgs = np.random.default_rng(0).random((12, 12, 12)).astype(np.float32)
+    np.savez(w / "good.npz", train_images=imgs, test_images=imgs, train_groups=groups,
+             test_groups=groups)  # fmt: skip
+    real = (w / "good.npz").read_bytes()
+    (w / "trunc.npz").write_bytes(real[: len(real) // 2])
+    np.savez(w / "wrongdim.npz", train_images=np.zeros(12), test_images=np.zeros(12),
+             train_groups=groups, test_groups=groups)  # fmt: skip
+    (w / "data.txt").write_text("a,b\n")
+    for name in ("csv_nogroup", "csv_empty", "csv_corruptpng"):
+        (w / name).mkdir()
+        for i in range(4):
+            _png(w / name / f"{i}.png", 12, 1, 30 * i)
+    rows = "".join(f"{i}.png,{i % 2}\n" for i in range(4))
+    (w / "csv_nogroup/labels.csv").write_text("path,label\n" + rows)
+    (w / "csv_empty/labels.csv").write_text("path,group\n")
+    (w / "csv_corruptpng/labels.csv").write_text("path,group\n" + rows)
+    (w / "csv_corruptpng/2.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    # sr
+    (w / "srdata").mkdir()
+    for i in range(3):
+        _png(w / f"srdata/s{i}.png")
+    shutil.copytree(w / "srdata", w / "sr_fakejpg")
+    (w / "sr_fakejpg/photo.jpg").write_text("<html>not an image</html>")
+    (w / "sr_empty").mkdir()
+    (w / "sr_notimg").mkdir()
+    (w / "sr_notimg/readme.txt").write_text("no images here")
+    (w / "fake.png").write_text("not a png")
+    (w / "uni dír ø").mkdir()
+
+
+CASES: dict[str, tuple[list[str], list[str]]] = {
+    # the config layer: YAML files and key=value settings
+    "yaml with a list at the top": (
+        ["digits", "train", "--out", OUT, "--config", "{W}/list.yaml", *DIG],
+        ["list.yaml", "mapping"],
+    ),
+    "yaml syntax error": (
+        ["sepclr", "train", "--out", OUT, "--config", "{W}/syntax.yaml", *SEP],
+        ["syntax.yaml", "line 2"],
+    ),
+    "yaml value of the wrong type": (
+        ["sr", "train", "--out", OUT, "--config", "{W}/wrongtype.yaml", *SRT],
+        ["wrongtype.yaml", "trainer.epochs", "integer"],
+    ),
+    "yaml unknown key": (
+        ["prostate", "train", "--out", OUT, "--config", "{W}/unknown.yaml", *PT],
+        ["unknown.yaml", "trainer.lrr", "trainer.lr"],
+    ),
+    "yaml holding a number": (
+        ["ecg", "train", "--data-dir", "{W}/ecg", "--out", OUT, "--config", "{W}/scalar.yaml"],
+        ["scalar.yaml", "mapping"],
+    ),
+    "yaml path is a folder": (
+        ["digits", "train", "--out", OUT, "--config", "{W}/dir.yaml", *DIG],
+        ["dir.yaml", "directory"],
+    ),
+    "yaml not utf-8": (
+        [
+            "recsys",
+            "evaluate",
+            "--dataset",
+            "ml-100k",
+            "--out",
+            OUT,
+            "--config",
+            "{W}/binary.yaml",
+            *REC,
+        ],  # fmt: skip
+        ["binary.yaml", "utf-8"],
+    ),
+    "yaml missing, unicode name": (
+        ["sepclr", "train", "--out", OUT, "--config", "{W}/nope ü.yaml", *SEP],
+        ["nope ü.yaml", "does not exist"],
+    ),
+    "--epochs 0": (["digits", "train", "--out", OUT, *DIG, "--epochs", "0"], ["--epochs", "'0'"]),
+    "--epochs -2": (["sr", "train", "--out", OUT, *SRT, "--epochs", "-2"], ["--epochs", "'-2'"]),
+    "key=value with an empty key": (["digits", "train", "--out", OUT, *DIG, "=5"], ["'=5'"]),
+    "float for an integer key": (
+        ["digits", "train", "--out", OUT, *DIG, "model.width=2.5"],
+        ["model.width", "integer"],
+    ),
+    "unknown device value": (
+        ["digits", "train", "--out", OUT, *DIG, "trainer.device=tpu"],
+        ["trainer.device", "'tpu'"],
+    ),
+    "negative batch size": (
+        ["digits", "train", "--out", OUT, *DIG, "batch_size=-5"],
+        ["batch_size", "-5"],
+    ),
+    "--lambda-jem nan": (
+        ["sepclr", "train", "--out", OUT, *SEP, "--lambda-jem", "nan"],
+        ["lambda_jem", "'nan'"],
+    ),
+    "negative temperature": (
+        ["sepclr", "train", "--out", OUT, *SEP, "loss.temperature=-0.1"],
+        ["loss.temperature", "> 0"],
+    ),
+    "unknown encoder": (
+        ["sepclr", "train", "--out", OUT, *SEP, "model.encoder=vgg99"],
+        ["model.encoder", "'vgg99'"],
+    ),
+    "roi with two values": (
+        ["prostate", "train", "--data-dir", "{W}/ph", "--out", OUT, *PT, "data.roi=16,16"],
+        ["data.roi", "3 values"],
+    ),
+    "zero spacing": (
+        ["prostate", "train", "--data-dir", "{W}/ph", "--out", OUT, *PT, "data.spacing=0,4,6"],
+        ["data.spacing", "> 0"],
+    ),
+    "validation fraction above 1": (
+        [
+            "prostate",
+            "train",
+            "--data-dir",
+            "{W}/ph",
+            "--out",
+            OUT,
+            *PT,
+            "data.val_fraction=1.5",
+        ],  # fmt: skip
+        ["data.val_fraction", "[0, 1)"],
+    ),
+    "blur sigma range inverted": (
+        [
+            "sr",
+            "train",
+            "--data-dir",
+            "{W}/srdata",
+            "--out",
+            OUT,
+            *SRT,
+            "pcl.sigma_min=3",
+            "pcl.sigma_max=1",
+        ],  # fmt: skip
+        ["sigma_min", "sigma_max"],
+    ),
+    "zero patch size": (
+        ["sr", "train", "--data-dir", "{W}/srdata", "--out", OUT, *SRT, "data.patch_size=0"],
+        ["data.patch_size", ">= 4"],
+    ),
+    "--scale 0": (
+        ["sr", "train", "--data-dir", "{W}/srdata", "--out", OUT, *SRT, "--scale", "0"],
+        ["scale", "2, 3 or 4"],
+    ),
+    "data.scale=7": (
+        ["sr", "train", "--data-dir", "{W}/srdata", "--out", OUT, *SRT, "data.scale=7"],
+        ["scale", "7", "2, 3 or 4"],
+    ),
+    "attention heads do not divide the width": (
+        [
+            "recsys",
+            "evaluate",
+            "--dataset",
+            "ml-100k",
+            "--out",
+            OUT,
+            *REC,
+            "encoder.hidden_size=64",
+            "encoder.n_heads=3",
+        ],  # fmt: skip
+        ["n_heads", "multiple"],
+    ),
+    "max_seq_length=0": (
+        ["recsys", "evaluate", "--dataset", "ml-100k", "--out", OUT, *REC, "max_seq_length=0"],
+        ["max_seq_length", ">= 2"],
+    ),
+    # --device cuda on a machine without CUDA
+    "--device cuda (digits train)": (
+        ["digits", "train", "--out", OUT, *DIG, "--device", "cuda"],
+        ["--device cuda", "CUDA is not available"],
+    ),
+    "--device cuda (demo)": (
+        ["demo", "--out", OUT, "--quick", "--steps", "digits", "--device", "cuda"],
+        ["--device cuda", "CUDA is not available"],
+    ),
+    # demo, digits
+    "demo --steps with no names": (["demo", "--out", OUT, "--steps", ","], ["demo steps", "','"]),
+    "digits method misspelt": (
+        ["digits", "train", "--out", OUT, *DIG, "--methods", "simclr,simclrr"],
+        ["'simclrr'", "Did you mean 'simclr'"],
+    ),
+    "digits --out is a prostate run": (
+        ["digits", "train", "--out", "{W}/run_prostate", *DIG],
+        ["run_prostate", "prostate train run"],
+    ),
+    "digits --out under a file": (
+        ["digits", "train", "--out", "{W}/file.txt/run", *DIG],
+        ["file.txt is a file"],
+    ),
+}
+
+
+def _tree(root: Path) -> dict[str, str]:
+    snap: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for d in dirnames:
+            snap[os.path.join(dirpath, d)] = "dir"
+        for f in filenames:
+            p = os.path.join(dirpath, f)
+            snap[p] = hashlib.md5(Path(p).read_bytes()).hexdigest()
+    return snap
+
+
+def _terminal_lines(text: str) -> list[str]:
+    """The lines a terminal keeps: a progress bar redrawn with ``\\r`` leaves only its last state."""
+    lines = [line.split("\r")[-1] for line in text.split("\n")]
+    return [line for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("hunt") / "wörld dir"  # a space and a non-ASCII letter
+    _build(root)
+    yield root
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_true_line_and_changes_nothing(
+    name: str, world: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    template, fragments = CASES[name]
+    argv = [a.replace("{W}", str(world)) for a in template]
+    out = Path(OUT.replace("{W}", str(world)))
+    before = _tree(world)
+    capsys.readouterr()
+    status = main(argv)
+    captured = capsys.readouterr()
+    lines = _terminal_lines(captured.err)
+    assert status == 2, (name, captured.err[-2000:])
+    assert len(lines) == 1, (name, lines)
+    assert "Traceback" not in captured.err
+    assert lines[0].startswith("contrasuite: error: "), lines
+    for fragment in fragments:
+        assert fragment.replace("{W}", str(world)) in lines[0], (name, fragment, lines[0])
+    assert not out.exists(), name
+    assert _tree(world) == before, name
