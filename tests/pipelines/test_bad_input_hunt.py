@@ -34,7 +34,7 @@ SRT = ["--size", "tiny", "--epochs", "1", "data.patch_size=16", "data.batch_size
        "trainer.progress=false", "trainer.threads=1"]  # fmt: skip
 PT = ["data.roi=16,16,4", "data.spacing=4,4,6", "model.base_filters=4", "trainer.progress=false",
       "trainer.threads=1", "data.augment=false", "data.samples_per_volume=1", "--epochs", "1",
-      "stage2.epochs=1"]  # fmt: skip
+      "stage2.epochs=1", "data.val_fraction=0.25", "data.test_fraction=0.25"]  # fmt: skip
 ECG = ["model.width=8", "model.layers=1,1,1,1", "trainer.epochs=1", "stages.feature_epochs=1",
        "stages.joint_epochs=1", "stages.fusion_epochs=1", "trainer.progress=false",
        "trainer.threads=1", "data.cache=false"]  # fmt: skip
@@ -52,10 +52,29 @@ def _png(path: Path, size: int = 40, channels: int = 3, value: int | None = None
     Image.fromarray(arr.astype(np.uint8)).save(path)
 
 
-def _marker_run(path: Path, domain: str, command: str = "train") -> None:
-    """A run folder of ``domain`` as its train command leaves it (marker, config, weights)."""
-    RunFolder.prepare(path, domain=domain, command=command, config={"seed": 1}).create()
-    (path / "weights.pt").write_bytes(b"not used: the domain check comes first")
+CONFIGS = {
+    "ecg": "medical.ecg.config:ECGConfig",
+    "prostate": "medical.prostate.config:ProstateConfig",
+    "sepclr": "medical.sepclr.config:SepCLRConfig",
+    "sr": "vision.sr.config:SRConfig",
+}
+
+
+def _marker_run(path: Path, domain: str) -> None:
+    """A folder marked as a finished-looking ``domain`` train run with its default config.
+
+    Only the marker and config are real: the cases that use it are refused before any weights
+    are read (another domain's run, a bad value checked first).
+    """
+    import importlib
+
+    module, name = CONFIGS[domain].split(":")
+    config = getattr(importlib.import_module(module), name)()
+    run = RunFolder.prepare(path, domain=domain, command="train", config=config).create()
+    if domain == "sr":
+        for stage in ("pretrain", "pcl", "l1"):
+            run.mark_finished(stage)
+    (path / "weights.pt").write_bytes(b"not a checkpoint: never read by these cases")
 
 
 def _build(w: Path) -> None:
@@ -162,6 +181,16 @@ def _build(w: Path) -> None:
     (w / "sr_notimg/readme.txt").write_text("no images here")
     (w / "fake.png").write_text("not a png")
     (w / "uni dír ø").mkdir()
+    (w / "atomC").mkdir()
+    rows = "".join(f"{u}\t{i}\t{u * 100 + i}\n" for u in range(30) for i in range(30))
+    (w / "atomC/atomC.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + rows)
+    # two real tiny runs (a few CPU seconds each) for the cases that load weights first
+    argv = ["sr", "train", "--data-dir", str(w / "srdata"), "--out", str(w / "sr_real"), *SRT]
+    assert main([*argv, "--device", "cpu", "-q"]) == 0
+    argv = ["prostate", "train", "--data-dir", str(w / "ph"), "--out", str(w / "pr_real"), *PT]
+    assert main([*argv, "--model", "baseline", "--device", "cpu", "-q"]) == 0
+    shutil.copytree(w / "sr_real", w / "sr_swapped")
+    shutil.copy(w / "pr_real/weights.pt", w / "sr_swapped/weights.pt")
 
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
@@ -201,7 +230,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             "--config",
             "{W}/binary.yaml",
             *REC,
-        ],  # fmt: skip
+        ],
         ["binary.yaml", "utf-8"],
     ),
     "yaml missing, unicode name": (
@@ -253,7 +282,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             OUT,
             *PT,
             "data.val_fraction=1.5",
-        ],  # fmt: skip
+        ],
         ["data.val_fraction", "[0, 1)"],
     ),
     "blur sigma range inverted": (
@@ -267,7 +296,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             *SRT,
             "pcl.sigma_min=3",
             "pcl.sigma_max=1",
-        ],  # fmt: skip
+        ],
         ["sigma_min", "sigma_max"],
     ),
     "zero patch size": (
@@ -293,7 +322,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
             *REC,
             "encoder.hidden_size=64",
             "encoder.n_heads=3",
-        ],  # fmt: skip
+        ],
         ["n_heads", "multiple"],
     ),
     "max_seq_length=0": (
@@ -323,6 +352,420 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["digits", "train", "--out", "{W}/file.txt/run", *DIG],
         ["file.txt is a file"],
     ),
+    # ECG
+    "ecg synth --n-records 0": (
+        ["ecg", "synth", "--out", OUT, "--n-records", "0"],
+        ["--n-records", "integer >= 10", "got 0"],
+    ),
+    "ecg synth --out holds another data set": (
+        ["ecg", "synth", "--out", "{W}/ph", "--n-records", "10"],
+        ["--out {W}/ph", "holds other files"],
+    ),
+    "ecg train: empty ptbxl_database.csv": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_emptydb", "--out", OUT, *ECG],
+        ["{W}/ecg_emptydb/ptbxl_database.csv", "expected a readable csv"],
+    ),
+    "ecg train: ptbxl_database.csv without rows": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_hdronly", "--out", OUT, *ECG],
+        ["{W}/ecg_hdronly/ptbxl_database.csv", "no rows"],
+    ),
+    "ecg train: scp_statements.csv without its columns": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_scpnocol", "--out", OUT, *ECG],
+        ["{W}/ecg_scpnocol/scp_statements.csv", "'diagnostic'", "missing"],
+    ),
+    "ecg train: garbage WFDB header": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_badhea", "--out", OUT, *ECG],
+        ["00003_lr.hea", "ecg_id 3", "WFDB header"],
+    ),
+    "ecg train: truncated .dat": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_truncdat", "--out", OUT, *ECG],
+        ["00003_lr.dat", "24000 bytes", "has 100", "truncated"],
+    ),
+    "ecg train: header format 24 for a 16-bit .dat": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_fmt24", "--out", OUT, *ECG],
+        ["00003_lr.dat", "format 24", "has 24000"],
+    ),
+    "ecg train: records100/ missing": (
+        ["ecg", "train", "--data-dir", "{W}/ecg_norecords", "--out", OUT, *ECG],
+        ["ecg_norecords/records100/", "does not exist"],
+    ),
+    "ecg train --data-dir is a file": (
+        ["ecg", "train", "--data-dir", "{W}/file.txt", "--out", OUT, *ECG],
+        ["{W}/file.txt", "not a folder"],
+    ),
+    "ecg train --data-dir is an MSD folder": (
+        ["ecg", "train", "--data-dir", "{W}/ph", "--out", OUT, *ECG],
+        ["{W}/ph/", "PTB-XL", "does not exist"],
+    ),
+    "ecg evaluate --run of sepclr": (
+        ["ecg", "evaluate", "--run", "{W}/run_sepclr"],
+        ["{W}/run_sepclr holds a sepclr train run"],
+    ),
+    "ecg evaluate --bootstrap -5": (
+        ["ecg", "evaluate", "--run", "{W}/run_ecg", "--bootstrap", "-5"],
+        ["--bootstrap", "'-5'"],
+    ),
+    "ecg explain --top 0": (
+        ["ecg", "explain", "--run", "{W}/run_ecg", "--ecg-id", "1", "--top", "0", "--out", OUT],
+        ["--top", "'0'"],
+    ),
+    # recsys
+    "recsys: empty text file": (
+        ["recsys", "evaluate", "--dataset", "{W}/empty.txt", "--out", OUT, *REC],
+        ["{W}/empty.txt", "empty"],
+    ),
+    "recsys: binary text file": (
+        ["recsys", "evaluate", "--dataset", "{W}/binary.txt", "--out", OUT, *REC],
+        ["{W}/binary.txt", "UTF-8"],
+    ),
+    "recsys: users without items": (
+        ["recsys", "evaluate", "--dataset", "{W}/nousers.txt", "--out", OUT, *REC],
+        ["{W}/nousers.txt, line 1", "without items"],
+    ),
+    "recsys: atomic folder without <name>.inter": (
+        ["recsys", "evaluate", "--dataset", "{W}/atomA", "--out", OUT, *REC],
+        ["atomA.inter", "other.inter"],
+    ),
+    "recsys: atomic file without user/item columns": (
+        ["recsys", "evaluate", "--dataset", "{W}/atomB", "--out", OUT, *REC],
+        ["{W}/atomB/atomB.inter, line 1", "user_id"],
+    ),
+    "recsys: unknown data set name": (
+        ["recsys", "evaluate", "--dataset", "ml-1m", "--out", OUT, *REC],
+        ["'ml-1m'", "Did you mean 'ml-100k'"],
+    ),
+    "recsys: empty model name": (
+        [
+            "recsys",
+            "evaluate",
+            "--dataset",
+            "ml-100k",
+            "--out",
+            OUT,
+            *REC,
+            "--models",
+            "GRU4Rec,,SASRec",
+        ],
+        ["models", "unknown model ''"],
+    ),
+    "recsys: a seed that is not a number": (
+        ["recsys", "evaluate", "--dataset", "ml-100k", "--out", OUT, *REC, "--seeds", "1,a"],
+        ["seeds", "'a'"],
+    ),
+    "recsys --out is the data set folder": (
+        ["recsys", "evaluate", "--dataset", "{W}/atomC", "--out", "{W}/atomC", *REC],
+        ["--out {W}/atomC", "not empty"],
+    ),
+    "recsys --dataset is an ECG run": (
+        ["recsys", "evaluate", "--dataset", "{W}/run_ecg", "--out", OUT, *REC],
+        ["{W}/run_ecg", "run_ecg.inter"],
+    ),
+    # prostate
+    "prostate phantom --n-cases 0": (
+        ["prostate", "phantom", "--out", OUT, "--n-cases", "0"],
+        ["--n-cases", "'0'"],
+    ),
+    "prostate phantom --shape with two values": (
+        ["prostate", "phantom", "--out", OUT, "--shape", "32,32"],
+        ["--shape", "'32,32'"],
+    ),
+    "prostate phantom --spacing=-1,1,1": (
+        ["prostate", "phantom", "--out", OUT, "--spacing=-1,1,1"],
+        ["--spacing", "'-1,1,1'"],
+    ),
+    "prostate phantom --from-masks empty folder": (
+        ["prostate", "phantom", "--out", OUT, "--from-masks", "{W}/masks_empty"],
+        ["--from-masks {W}/masks_empty", "found none"],
+    ),
+    "prostate phantom --from-masks corrupt mask": (
+        ["prostate", "phantom", "--out", OUT, "--from-masks", "{W}/masks_corrupt"],
+        ["{W}/masks_corrupt/prostate_00.nii.gz", "NIfTI"],
+    ),
+    "prostate phantom --out holds a sepclr set": (
+        ["prostate", "phantom", "--out", "{W}/csv_empty", "--n-cases", "1"],
+        ["--out {W}/csv_empty", "holds other files"],
+    ),
+    "prostate train: dataset.json not JSON": (
+        ["prostate", "train", "--data-dir", "{W}/pr_badjson", "--out", OUT, *PT],
+        ["{W}/pr_badjson/dataset.json", "JSON"],
+    ),
+    "prostate train: truncated image": (
+        ["prostate", "train", "--data-dir", "{W}/pr_truncimg", "--out", OUT, *PT],
+        ["{W}/pr_truncimg/imagesTr/prostate_001.nii.gz", "NIfTI"],
+    ),
+    "prostate train: label of another shape": (
+        ["prostate", "train", "--data-dir", "{W}/pr_shape", "--out", OUT, *PT],
+        ["{W}/pr_shape/labelsTr/prostate_001.nii.gz", "(9, 9, 4)"],
+    ),
+    "prostate train: label value 7": (
+        ["prostate", "train", "--data-dir", "{W}/pr_labels7", "--out", OUT, *PT],
+        ["{W}/pr_labels7/labelsTr/prostate_001.nii.gz", "labels 0-4", "7"],
+    ),
+    "prostate train: images missing": (
+        ["prostate", "train", "--data-dir", "{W}/pr_noimages", "--out", OUT, *PT],
+        ["{W}/pr_noimages/imagesTr/prostate_000.nii.gz does not exist"],
+    ),
+    "prostate train: labelsTr missing": (
+        ["prostate", "train", "--data-dir", "{W}/pr_nolabels", "--out", OUT, *PT],
+        ["{W}/pr_nolabels/labelsTr/prostate_000.nii.gz does not exist"],
+    ),
+    "prostate train --data-dir is a PTB-XL folder": (
+        ["prostate", "train", "--data-dir", "{W}/ecg", "--out", OUT, *PT],
+        ["--data-dir {W}/ecg", "labelled cases"],
+    ),
+    "prostate train --out is its data folder": (
+        ["prostate", "train", "--data-dir", "{W}/ph", "--out", "{W}/ph", *PT],
+        ["--out {W}/ph", "holds no contrasuite run"],
+    ),
+    "prostate predict: corrupt NIfTI": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/run_prostate",
+            "--input",
+            "{W}/corrupt.nii.gz",
+            "--out",
+            OUT,
+        ],
+        ["{W}/corrupt.nii.gz", "NIfTI"],
+    ),
+    "prostate predict: .nii.gz holding text": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/run_prostate",
+            "--input",
+            "{W}/text.nii.gz",
+            "--out",
+            OUT,
+        ],
+        ["{W}/text.nii.gz", "not a gzip file"],
+    ),
+    "prostate predict: 2D image": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/run_prostate",
+            "--input",
+            "{W}/flat2d.nii.gz",
+            "--out",
+            OUT,
+        ],
+        ["{W}/flat2d.nii.gz", "3D image", "(16, 16)"],
+    ),
+    "prostate predict: a PNG": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/run_prostate",
+            "--input",
+            "{W}/scan.png",
+            "--out",
+            OUT,
+        ],
+        ["{W}/scan.png", "NIfTI"],
+    ),
+    "prostate predict --run of sr": (
+        ["prostate", "predict", "--run", "{W}/run_sr", "--input", "{W}/predin", "--out", OUT],
+        ["--run {W}/run_sr holds a sr train run"],
+    ),
+    "prostate predict --out under a file": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/pr_real",
+            "--input",
+            "{W}/predin",
+            "--out",
+            "{W}/file.txt/p",
+        ],
+        ["{W}/file.txt/p"],
+    ),
+    "prostate evaluate: no labels": (
+        ["prostate", "evaluate", "--run", "{W}/pr_real", "--data-dir", "{W}/pr_nolabels"],
+        ["{W}/pr_nolabels/labelsTr/prostate_000.nii.gz does not exist"],
+    ),
+    "prostate evaluate --data-dir is a file": (
+        ["prostate", "evaluate", "--run", "{W}/pr_real", "--data-dir", "{W}/corrupt.nii.gz"],
+        ["--data-dir {W}/corrupt.nii.gz"],
+    ),
+    "prostate evaluate --baseline of sepclr": (
+        [
+            "prostate",
+            "evaluate",
+            "--run",
+            "{W}/pr_real",
+            "--data-dir",
+            "{W}/ph",
+            "--baseline",
+            "{W}/run_sepclr",
+        ],
+        ["--baseline {W}/run_sepclr holds a sepclr train run"],
+    ),
+    # sepclr
+    "sepclr make-data --n-per-group 0": (
+        ["sepclr", "make-data", "--out", OUT, "--n-per-group", "0"],
+        ["--n-per-group", "'0'"],
+    ),
+    "sepclr make-data --size 3": (
+        ["sepclr", "make-data", "--out", OUT, "--size", "3"],
+        ["--size", ">= 16", "3"],
+    ),
+    "sepclr train: npz of 1-D images": (
+        ["sepclr", "train", "--data", "{W}/wrongdim.npz", "--out", OUT, *SEP],
+        ["wrongdim.npz:train_images", "(12,)"],
+    ),
+    "sepclr train: .txt data": (
+        ["sepclr", "train", "--data", "{W}/data.txt", "--out", OUT, *SEP],
+        ["--data {W}/data.txt", ".npz"],
+    ),
+    "sepclr train: CSV without a group column": (
+        ["sepclr", "train", "--data", "{W}/csv_nogroup", "--out", OUT, *SEP],
+        ["{W}/csv_nogroup/labels.csv", "path,label"],
+    ),
+    "sepclr train: CSV without rows": (
+        ["sepclr", "train", "--data", "{W}/csv_empty", "--out", OUT, *SEP],
+        ["{W}/csv_empty/labels.csv", "empty"],
+    ),
+    "sepclr train: CSV naming a corrupt PNG": (
+        ["sepclr", "train", "--data", "{W}/csv_corruptpng", "--out", OUT, *SEP],
+        ["{W}/csv_corruptpng/2.png", "line 4"],
+    ),
+    "sepclr train --data is an MSD folder": (
+        ["sepclr", "train", "--data", "{W}/ph", "--out", OUT, *SEP],
+        ["{W}/ph", "labels.csv"],
+    ),
+    "sepclr train --out is an sr run": (
+        ["sepclr", "train", "--data", "{W}/good.npz", "--out", "{W}/run_sr", *SEP],
+        ["--out {W}/run_sr holds a sr train run"],
+    ),
+    "sepclr evaluate --run of sr": (
+        ["sepclr", "evaluate", "--run", "{W}/run_sr"],
+        ["--run {W}/run_sr holds a sr train run"],
+    ),
+    "sepclr evaluate --compare a prostate run": (
+        ["sepclr", "evaluate", "--run", "{W}/run_sepclr", "--compare", "{W}/run_prostate"],
+        ["--compare {W}/run_prostate holds a prostate train run"],
+    ),
+    "sepclr evaluate --run is a file": (
+        ["sepclr", "evaluate", "--run", "{W}/run_sepclr/weights.pt"],
+        ["--run {W}/run_sepclr/weights.pt", "is a file"],
+    ),
+    # sr
+    "sr train: a .jpg that is HTML": (
+        ["sr", "train", "--data-dir", "{W}/sr_fakejpg", "--out", OUT, *SRT],
+        ["{W}/sr_fakejpg/photo.jpg", "PNG/JPEG"],
+    ),
+    "sr train: folder without images": (
+        ["sr", "train", "--data-dir", "{W}/sr_notimg", "--out", OUT, *SRT],
+        ["--data-dir {W}/sr_notimg", "PNG/JPEG"],
+    ),
+    "sr train --data-dir is an image": (
+        ["sr", "train", "--data-dir", "{W}/srdata/s0.png", "--out", OUT, *SRT],
+        ["--data-dir {W}/srdata/s0.png", "folder"],
+    ),
+    "sr train --out is a sepclr run": (
+        ["sr", "train", "--data-dir", "{W}/srdata", "--out", "{W}/run_sepclr", *SRT],
+        ["--out {W}/run_sepclr holds a sepclr train run"],
+    ),
+    "sr upscale: a .png holding text": (
+        ["sr", "upscale", "--run", "{W}/sr_real", "--input", "{W}/fake.png", "--out", OUT],
+        ["{W}/fake.png", "PNG/JPEG"],
+    ),
+    "sr upscale: missing unicode path": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/sr_real",
+            "--input",
+            "{W}/uni dír ø/nope é.png",
+            "--out",
+            OUT,
+        ],
+        ["--input {W}/uni dír ø/nope é.png", "no such file"],
+    ),
+    "sr upscale: empty folder": (
+        ["sr", "upscale", "--run", "{W}/sr_real", "--input", "{W}/sr_empty", "--out", OUT],
+        ["--input {W}/sr_empty", "holds none"],
+    ),
+    "sr upscale --tile -5": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/run_sr",
+            "--input",
+            "{W}/srdata/s0.png",
+            "--out",
+            OUT,
+            "--tile",
+            "-5",
+        ],
+        ["--tile -5"],
+    ),
+    "sr upscale: a NIfTI": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/sr_real",
+            "--input",
+            "{W}/predin/case.nii.gz",
+            "--out",
+            OUT,
+        ],
+        ["--input {W}/predin/case.nii.gz", "image file"],
+    ),
+    "sr upscale --run of prostate": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/run_prostate",
+            "--input",
+            "{W}/srdata/s0.png",
+            "--out",
+            OUT,
+        ],
+        ["--run {W}/run_prostate holds a prostate train run"],
+    ),
+    "sr upscale: weights.pt of another run": (
+        ["sr", "upscale", "--run", "{W}/sr_swapped", "--input", "{W}/srdata/s0.png", "--out", OUT],
+        ["{W}/sr_swapped/weights.pt", "another run"],
+    ),
+    "--device cuda (sr upscale)": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/sr_real",
+            "--input",
+            "{W}/srdata/s0.png",
+            "--out",
+            OUT,
+            "--device",
+            "cuda",
+        ],
+        ["--device cuda", "CUDA is not available"],
+    ),
+    "sr evaluate: folder without images": (
+        ["sr", "evaluate", "--run", "{W}/sr_real", "--data-dir", "{W}/sr_notimg"],
+        ["--data-dir {W}/sr_notimg", "found none"],
+    ),
+    "sr evaluate --run of ecg": (
+        ["sr", "evaluate", "--run", "{W}/run_ecg", "--data-dir", "{W}/srdata"],
+        ["--run {W}/run_ecg holds a ecg train run"],
+    ),
+    "sr evaluate: a .jpg that is HTML": (
+        ["sr", "evaluate", "--run", "{W}/sr_real", "--data-dir", "{W}/sr_fakejpg"],
+        ["{W}/sr_fakejpg/photo.jpg", "PNG/JPEG"],
+    ),
 }
 
 
@@ -338,7 +781,7 @@ def _tree(root: Path) -> dict[str, str]:
 
 
 def _terminal_lines(text: str) -> list[str]:
-    """The lines a terminal keeps: a progress bar redrawn with ``\\r`` leaves only its last state."""
+    """The lines a terminal keeps (a progress bar redrawn with ``\\r``: its last state)."""
     lines = [line.split("\r")[-1] for line in text.split("\n")]
     return [line for line in lines if line.strip()]
 
