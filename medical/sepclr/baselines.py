@@ -34,8 +34,8 @@ class CPCA:
 
     Examples:
         >>> rng = np.random.default_rng(0)
-        >>> bg = rng.normal(size=(200, 5)) * [5, 1, 1, 1, 1]     # large shared variance on 0
-        >>> tg = rng.normal(size=(200, 5)) * [5, 1, 1, 3, 1]     # and extra variance on 3
+        >>> bg = rng.normal(size=(300, 5)) * [4, 1, 1, 1, 1]  # large shared variance on 0
+        >>> tg = rng.normal(size=(300, 5)) * [4, 1, 1, 3, 1]  # and extra variance on 3
         >>> m = CPCA(1, alpha=1.0).fit(tg, bg)
         >>> int(np.abs(m.salient_axes[:, 0]).argmax()), int(np.abs(m.common_axes[:, 0]).argmax())
         (3, 0)
