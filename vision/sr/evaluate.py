@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,11 @@ def bicubic_up(lr: NDArray[np.uint8], scale: int) -> NDArray[np.uint8]:
     return np.clip(np.rint(imresize(lr, float(scale))), 0, 255).astype(np.uint8)
 
 
+def _natural(path: Path) -> list[Any]:
+    """Sort key that puts Set5 before Set14."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
 def discover_sets(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
     """``{set name: image files}`` of a folder of images or of sub-folders of images.
 
@@ -64,7 +70,7 @@ def discover_sets(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
     has_images = any(p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
     if has_images:
         return {folder.name: list_images(folder)}
-    subs = sorted(p for p in folder.iterdir() if p.is_dir())
+    subs = sorted((p for p in folder.iterdir() if p.is_dir()), key=_natural)
     sets = {
         p.name: list_images(p)
         for p in subs
