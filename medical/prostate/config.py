@@ -131,6 +131,8 @@ class ModelConfig:
         dropout: Dropout in the bottleneck (UATS: 0.5).
         aux: Multi-task head of the dual-path net: ``"sdm"`` (signed distance map per zone)
             or ``"none"``. The baseline never has one.
+        sdm_head: ``"linear"``: a 1x1x1 convolution on the features of the path's classifier;
+            ``"conv"``: its own 3x3x3 convolution + normalisation + ReLU before that.
         path_a: Zones of path A (its "own" group).
         path_b: Zones of path B.
         fusion: How the dual-path prediction is formed: ``"owner"`` (each zone's probability
@@ -145,6 +147,7 @@ class ModelConfig:
     path_a: tuple[str, ...] = ("PZ", "TZ")
     path_b: tuple[str, ...] = ("DPU", "AFS")
     fusion: Literal["owner", "mean"] = "owner"
+    sdm_head: Literal["linear", "conv"] = "linear"
 
     def __post_init__(self) -> None:
         """Check the zone groups.

@@ -424,7 +424,9 @@ def train_transforms(cfg: DataConfig, clip_mm: float = 20.0, labelled: bool = Tr
     """
     keys = ["image", "label", "sdm"] if labelled else ["image"]
     ops = _deterministic(cfg, labelled, clip_mm)
-    ops.append(mt.SpatialPadd(keys=keys, spatial_size=cfg.roi, mode="constant"))
+    ops.append(mt.SpatialPadd(keys=keys[:2], spatial_size=cfg.roi, mode="constant"))
+    if labelled:  # padding lies outside every zone: signed distance +1
+        ops.append(mt.SpatialPadd(keys="sdm", spatial_size=cfg.roi, mode="constant", value=1.0))
     if labelled:
         ops.append(
             mt.RandCropByLabelClassesd(

@@ -108,9 +108,13 @@ class Decoder(nn.Module):
         norm: Normalisation.
         n_classes: Classifier outputs.
         sdm: Whether to add a signed-distance-map head (``len(ZONES)`` channels, tanh).
+        sdm_head: ``"linear"`` (a 1x1x1 convolution on the classifier's features) or
+            ``"conv"`` (its own 3x3x3 convolution, normalisation and ReLU first).
     """
 
-    def __init__(self, encoder: Encoder, norm: str, n_classes: int, sdm: bool) -> None:
+    def __init__(
+        self, encoder: Encoder, norm: str, n_classes: int, sdm: bool, sdm_head: str = "linear"
+    ) -> None:
         super().__init__()
         c = encoder.out_channels
         self.ups = nn.ModuleList()
@@ -120,7 +124,16 @@ class Decoder(nn.Module):
             self.convs.append(DoubleConv(2 * skip, skip, skip, norm))
             c = skip
         self.classifier = nn.Conv3d(c, n_classes, 1)
-        self.sdm = nn.Conv3d(c, len(ZONES), 1) if sdm else None
+        self.sdm: nn.Module | None = None
+        if sdm and sdm_head == "conv":  # its own 3x3x3 layer: less pull on the class features
+            self.sdm = nn.Sequential(
+                nn.Conv3d(c, c, 3, padding=1, bias=False),
+                _norm(norm, c),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(c, len(ZONES), 1),
+            )
+        elif sdm:
+            self.sdm = nn.Conv3d(c, len(ZONES), 1)
 
     def forward(self, skips: Sequence[Tensor], x: Tensor) -> tuple[Tensor, Tensor | None]:
         """Decode.
@@ -212,6 +225,7 @@ class DualPathNet(nn.Module):
         owner: Owning path per class index (0 = A, 1 = B; index 0, background, ignored).
         sdm: Whether each path has a signed-distance-map head (the multi-task head).
         fusion: ``"owner"`` or ``"mean"`` (see :func:`fuse_paths`).
+        sdm_head: ``"linear"`` or ``"conv"`` (see :class:`Decoder`).
 
     Examples:
         >>> net = DualPathNet(base_filters=2, owner=(0, 0, 0, 1, 1))
@@ -228,13 +242,14 @@ class DualPathNet(nn.Module):
         owner: Sequence[int] = (0, 0, 0, 1, 1),
         sdm: bool = True,
         fusion: str = "owner",
+        sdm_head: str = "linear",
     ) -> None:
         super().__init__()
         if len(owner) != N_CLASSES:
             raise ValueError(f"Expected `owner` to have {N_CLASSES} entries, got {len(owner)}.")
         self.encoder = Encoder(base_filters, norm, dropout)
-        self.decoder_a = Decoder(self.encoder, norm, N_CLASSES, sdm)
-        self.decoder_b = Decoder(self.encoder, norm, N_CLASSES, sdm)
+        self.decoder_a = Decoder(self.encoder, norm, N_CLASSES, sdm, sdm_head)
+        self.decoder_b = Decoder(self.encoder, norm, N_CLASSES, sdm, sdm_head)
         self.owner = tuple(int(o) for o in owner)
         self.fusion = fusion
 
@@ -283,4 +298,5 @@ def build_model(cfg: ModelConfig) -> ZoneUNet | DualPathNet:
         owner=owner_of(cfg),
         sdm=cfg.aux == "sdm",
         fusion=cfg.fusion,
+        sdm_head=cfg.sdm_head,
     )

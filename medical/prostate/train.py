@@ -37,7 +37,7 @@ from shared.config import from_dict, to_dict
 from shared.errors import InputError
 from shared.io import write_csv
 from shared.runtime import torch_threads
-from shared.training import Trainer, TrainerConfig
+from shared.training import Trainer, TrainerConfig, seed_everything
 from shared.training.run import RunFolder, data_fingerprint
 
 __all__ = ["config_of_run", "prepare_data", "train"]
@@ -196,6 +196,7 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
         )
         cache = run.path / "cache" if cfg.data.cache else None
         loader, val, (train_ds, tt, unlabelled) = _loaders(cfg, index, split, cache)
+        seed_everything(cfg.trainer.seed)  # the initial weights depend on the seed alone
         net = build_model(cfg.model)
         n_params = sum(p.numel() for p in net.parameters())
         logger.info("%s net: %d parameters", cfg.model.name, n_params)
