@@ -75,6 +75,7 @@ def config_key_help(cls: type, width: int = 92) -> str:
         initial_indent="  ",
         subsequent_indent="  ",
         break_on_hyphens=False,
+        break_long_words=False,
     )
     return "config keys (KEY=VALUE after the options; --config FILE.yaml for many):\n" + body
 
