@@ -131,10 +131,11 @@ def _build(w: Path) -> None:
     (w / "pr_badjson/dataset.json").write_text("{not json")
     img = w / "pr_truncimg/imagesTr" / case
     img.write_bytes(img.read_bytes()[:300])
-    lab = nib.load(str(w / "pr_shape/labelsTr" / case))
-    nib.save(nib.Nifti1Image(np.zeros((9, 9, 4), np.uint8), lab.affine),
+    affine = np.diag([4.0, 4.0, 6.0, 1.0])
+    nib.save(nib.Nifti1Image(np.zeros((9, 9, 4), np.uint8), affine),
              str(w / "pr_shape/labelsTr" / case))  # fmt: skip
     lab = nib.load(str(w / "pr_labels7/labelsTr" / case))
+    assert isinstance(lab, nib.Nifti1Image)
     arr = np.asarray(lab.dataobj).astype(np.uint8)
     arr[arr == 2] = 7
     arr[0, 0, 0] = 7
@@ -165,10 +166,10 @@ def _build(w: Path) -> None:
         (w / name).mkdir()
         for i in range(4):
             _png(w / name / f"{i}.png", 12, 1, 30 * i)
-    rows = "".join(f"{i}.png,{i % 2}\n" for i in range(4))
-    (w / "csv_nogroup/labels.csv").write_text("path,label\n" + rows)
+    csv_rows = "".join(f"{i}.png,{i % 2}\n" for i in range(4))
+    (w / "csv_nogroup/labels.csv").write_text("path,label\n" + csv_rows)
     (w / "csv_empty/labels.csv").write_text("path,group\n")
-    (w / "csv_corruptpng/labels.csv").write_text("path,group\n" + rows)
+    (w / "csv_corruptpng/labels.csv").write_text("path,group\n" + csv_rows)
     (w / "csv_corruptpng/2.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
     # sr
     (w / "srdata").mkdir()
@@ -182,8 +183,26 @@ def _build(w: Path) -> None:
     (w / "fake.png").write_text("not a png")
     (w / "uni dír ø").mkdir()
     (w / "atomC").mkdir()
-    rows = "".join(f"{u}\t{i}\t{u * 100 + i}\n" for u in range(30) for i in range(30))
-    (w / "atomC/atomC.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + rows)
+    inter = "".join(f"{u}\t{i}\t{u * 100 + i}\n" for u in range(30) for i in range(30))
+    (w / "atomC/atomC.inter").write_text("user_id:token\titem_id:token\ttimestamp:float\n" + inter)
+    (w / "dupusers.txt").write_text(
+        "".join(
+            f"u{u % 3} " + " ".join(f"i{(u * 7 + k) % 40}" for k in range(6)) + "\n"
+            for u in range(30)
+        )
+    )
+    (w / "csv_missing").mkdir()
+    (w / "csv_missing/labels.csv").write_text(
+        "path,group\n/nowhere/bïld ü.png,0\n/nowhere/b.png,1\n"
+    )
+    np.savez(w / "len.npz", train_images=imgs * 0, test_images=imgs * 0,
+             train_groups=groups[:10], test_groups=groups)  # fmt: skip
+    nan = imgs.copy()
+    nan[2, 5, 5] = np.nan
+    np.savez(w / "nan.npz", train_images=nan, test_images=imgs, train_groups=groups,
+             test_groups=groups)  # fmt: skip
+    shutil.copytree(w / "run_sepclr", w / "run_badmarker")
+    (w / "run_badmarker/.contrasuite.json").write_text("{broken")
     # two real tiny runs (a few CPU seconds each) for the cases that load weights first
     argv = ["sr", "train", "--data-dir", str(w / "srdata"), "--out", str(w / "sr_real"), *SRT]
     assert main([*argv, "--device", "cpu", "-q"]) == 0
@@ -656,7 +675,91 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["sepclr", "evaluate", "--run", "{W}/run_sepclr/weights.pt"],
         ["--run {W}/run_sepclr/weights.pt", "is a file"],
     ),
+    "sepclr train: groups of another length": (
+        ["sepclr", "train", "--data", "{W}/len.npz", "--out", OUT, *SEP],
+        ["len.npz:train_groups", "(12)", "has 10"],
+    ),
+    "sepclr train: NaN in the images": (
+        ["sepclr", "train", "--data", "{W}/nan.npz", "--out", OUT, *SEP],
+        ["nan.npz:train_images", "finite"],
+    ),
+    "sepclr train: CSV naming a missing unicode file": (
+        ["sepclr", "train", "--data", "{W}/csv_missing", "--out", OUT, *SEP],
+        ["{W}/csv_missing/labels.csv line 2", "/nowhere/bïld ü.png", "does not exist"],
+    ),
+    "sepclr evaluate --compare a missing folder": (
+        ["sepclr", "evaluate", "--run", "{W}/run_sepclr", "--compare", "{W}/nöne"],
+        ["--compare {W}/nöne", "does not exist"],
+    ),
+    "sepclr evaluate: corrupt run marker": (
+        ["sepclr", "evaluate", "--run", "{W}/run_badmarker"],
+        ["--run {W}/run_badmarker", ".contrasuite.json is corrupt"],
+    ),
+    "recsys: one user on two lines": (
+        ["recsys", "evaluate", "--dataset", "{W}/dupusers.txt", "--out", OUT, *REC],
+        ["{W}/dupusers.txt, line 4", "'u0'", "one line per user"],
+    ),
+    "recsys topk=0": (
+        ["recsys", "evaluate", "--dataset", "ml-100k", "--out", OUT, *REC, "topk=0"],
+        ["topk", ">= 1"],
+    ),
+    "recsys --out is an sr run": (
+        ["recsys", "evaluate", "--dataset", "ml-100k", "--out", "{W}/run_sr", *REC],
+        ["--out {W}/run_sr holds a sr train run"],
+    ),
+    "digits trainer.amp=maybe": (
+        ["digits", "train", "--out", OUT, *DIG, "trainer.amp=maybe"],
+        ["trainer.amp", "true or false", "'maybe'"],
+    ),
+    "digits --out is a file": (
+        ["digits", "train", "--out", "{W}/file.txt", *DIG],
+        ["--out {W}/file.txt", "it is a file"],
+    ),
+    "ecg explain --run is a file": (
+        ["ecg", "explain", "--run", "{W}/file.txt", "--ecg-id", "1", "--out", OUT],
+        ["--run {W}/file.txt", "it is a file"],
+    ),
+    "prostate predict: missing unicode input": (
+        [
+            "prostate",
+            "predict",
+            "--run",
+            "{W}/pr_real",
+            "--input",
+            "{W}/nö file.nii.gz",
+            "--out",
+            OUT,
+        ],
+        ["--input {W}/nö file.nii.gz", "does not exist"],
+    ),
+    "prostate predict: empty input folder": (
+        ["prostate", "predict", "--run", "{W}/pr_real", "--input", "{W}/sr_empty", "--out", OUT],
+        ["--input {W}/sr_empty", "found none"],
+    ),
+    "prostate evaluate: label value 7": (
+        ["prostate", "evaluate", "--run", "{W}/pr_real", "--data-dir", "{W}/pr_labels7"],
+        ["{W}/pr_labels7/labelsTr/prostate_001.nii.gz", "labels 0-4"],
+    ),
     # sr
+    "sr upscale --model gan": (
+        [
+            "sr",
+            "upscale",
+            "--run",
+            "{W}/sr_real",
+            "--input",
+            "{W}/srdata/s0.png",
+            "--out",
+            OUT,
+            "--model",
+            "gan",
+        ],
+        ["--model", "'gan'"],
+    ),
+    "sr evaluate --run missing, unicode": (
+        ["sr", "evaluate", "--run", "{W}/nö run", "--data-dir", "{W}/srdata"],
+        ["--run {W}/nö run", "does not exist"],
+    ),
     "sr train: a .jpg that is HTML": (
         ["sr", "train", "--data-dir", "{W}/sr_fakejpg", "--out", OUT, *SRT],
         ["{W}/sr_fakejpg/photo.jpg", "PNG/JPEG"],
