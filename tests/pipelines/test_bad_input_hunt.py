@@ -210,6 +210,8 @@ def _build(w: Path) -> None:
     assert main([*argv, "--model", "baseline", "--device", "cpu", "-q"]) == 0
     shutil.copytree(w / "sr_real", w / "sr_swapped")
     shutil.copy(w / "pr_real/weights.pt", w / "sr_swapped/weights.pt")
+    shutil.copytree(w / "pr_real", w / "pr_swapped")
+    shutil.copy(w / "sr_real/weights.pt", w / "pr_swapped/weights.pt")
 
 
 CASES: dict[str, tuple[list[str], list[str]]] = {
@@ -739,6 +741,10 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     "prostate evaluate: label value 7": (
         ["prostate", "evaluate", "--run", "{W}/pr_real", "--data-dir", "{W}/pr_labels7"],
         ["{W}/pr_labels7/labelsTr/prostate_001.nii.gz", "labels 0-4"],
+    ),
+    "prostate predict: weights.pt of another run": (
+        ["prostate", "predict", "--run", "{W}/pr_swapped", "--input", "{W}/predin", "--out", OUT],
+        ["{W}/pr_swapped/weights.pt", "another run", "copy whole run folders"],
     ),
     # sr
     "sr upscale --model gan": (
