@@ -15,6 +15,14 @@ marker, not file names, decides whether a folder is ours:
 Weights carry their run's id in the state_dict's ``_metadata`` (invisible to
 ``load_state_dict``), so that ``weights.pt`` copied from another run is refused on load.
 
+Under ``torch.distributed`` (``torchrun``, once the process group is initialised) a run folder
+is shared by every rank: rank 0 alone checks (:meth:`RunFolder.prepare`), creates and writes;
+its run id, ``resumed`` flag and any :class:`~shared.errors.InputError` reach every rank, so
+all ranks go on with the same run or all stop with the same message. :meth:`RunFolder.create`
+and :meth:`RunFolder.mark_finished` end with a barrier, so every rank sees the folder and knows
+which stages finished; :meth:`RunFolder.write_json`, :meth:`RunFolder.write_text`,
+:meth:`RunFolder.save_weights` and :meth:`RunFolder.logging` act on rank 0 only.
+
 Layout (files written by the :class:`~shared.training.trainer.Trainer` and the domains)::
 
     RUN/.contrasuite.json  config.yaml  metrics.json  history.csv  log.txt  weights.pt  state.pt
@@ -45,15 +53,17 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from shared.config import dump_yaml, to_dict
+from shared.distributed import is_main_process, world_size
 from shared.errors import InputError
 from shared.io import (
     PathLike,
@@ -70,6 +80,7 @@ __all__ = [
     "RUN_FORMAT",
     "SAFE_KEYS",
     "RunFolder",
+    "check_output_path",
     "data_fingerprint",
     "describe_diff",
     "run_id_of",
@@ -85,6 +96,41 @@ SAFE_KEYS = frozenset(
     {"trainer.progress", "trainer.log_every", "trainer.device", "trainer.threads"}
 )
 _RUN_ID_KEY = "contrasuite_run_id"
+_T = TypeVar("_T")
+
+
+def _on_rank0(fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` on rank 0 only and hand its result, or its InputError, to every rank.
+
+    Outside a distributed run this is ``fn()``. An :class:`InputError` on rank 0 is raised on
+    every rank with the same message; any other exception on rank 0 is re-raised there and a
+    ``RuntimeError`` is raised on the other ranks, so no rank waits for a rank that stopped.
+    """
+    if world_size() == 1:
+        return fn()
+    box: list[Any] = [None]
+    error: BaseException | None = None
+    if is_main_process():
+        try:
+            box[0] = ("ok", fn())
+        except InputError as err:
+            box[0], error = ("input", str(err)), err
+        except BaseException as err:
+            box[0], error = ("other", f"{type(err).__name__}: {err}"), err
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if error is not None:
+        raise error
+    if kind == "input":
+        raise InputError(value)
+    if kind == "other":
+        raise RuntimeError(f"rank 0 failed ({value}).")
+    return value
+
+
+def _barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
 
 
 def _plain_config(config: Any) -> dict[str, Any]:
@@ -226,6 +272,60 @@ def run_id_of(state_dict: Any) -> str | None:
     return str(value) if value is not None else None
 
 
+def _a(word: Any) -> str:
+    """``word`` with its indefinite article ("an ecg", "a sepclr")."""
+    text = str(word)
+    return f"{'an' if text[:1].lower() in 'aeio' else 'a'} {text}"
+
+
+def check_output_path(
+    path: PathLike, *, option: str = "--out", inputs: tuple[PathLike, ...] = ()
+) -> Path:
+    """Refuse an output path that lies inside a run folder or is one of the inputs.
+
+    For commands whose output is not a run folder (reports, predictions, upscaled images,
+    generated data): writing into a run folder would mix foreign files into it (or replace
+    its ``weights.pt``), and writing into an input folder would feed the outputs back in.
+
+    Args:
+        path: The output file or folder.
+        option: The option that named it, for the message.
+        inputs: Input files or folders it must not equal or lie inside of.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        InputError: If ``path`` is or lies inside a run folder, or is or lies inside an input
+            folder, or is an input file.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> base = pathlib.Path(tempfile.mkdtemp())
+        >>> check_output_path(base / "out", inputs=(base / "in",)).name
+        'out'
+        >>> check_output_path(base / "in" / "x", inputs=(base / "in",))
+        Traceback (most recent call last):
+        ...
+        shared.errors.InputError: --out ...: it lies inside the input ...; choose a separate output folder.
+    """
+    out = Path(path).absolute()
+    for node in (out, *out.parents):
+        if (node / MARKER).is_file():
+            raise InputError(
+                f"{option} {path}: it lies inside the run folder {node}; choose a path "
+                "outside run folders (they hold only what their command writes)."
+            )
+    for item in inputs:
+        source = Path(item).absolute()
+        if out == source or source in out.parents:
+            raise InputError(
+                f"{option} {path}: it lies inside the input {item}; choose a separate output "
+                "folder."
+            )
+    return Path(path)
+
+
 def _nearest_existing(path: Path) -> Path:
     node = path.absolute()
     while not node.exists() and node != node.parent:
@@ -281,8 +381,25 @@ class RunFolder:
 
         Raises:
             InputError: If the folder cannot be used; the message says why and what to do.
+                Under ``torch.distributed`` rank 0 checks and every rank gets its answer.
         """
-        folder = Path(path)
+        marker, resumed = _on_rank0(
+            lambda: cls._check(Path(path), domain, command, config, data, safe_keys, option)
+        )
+        return cls(Path(path), marker, resumed=resumed)
+
+    @classmethod
+    def _check(
+        cls,
+        folder: Path,
+        domain: str,
+        command: str,
+        config: Any,
+        data: str | None,
+        safe_keys: frozenset[str],
+        option: str,
+    ) -> tuple[dict[str, Any], bool]:
+        """The checks of :meth:`prepare` on this process: (marker, resumed)."""
         where = f"{option} {folder}"
         plain = _plain_config(config)
         if folder.exists() and not folder.is_dir():
@@ -292,13 +409,13 @@ class RunFolder:
             marker = cls._read_marker(marker_path, where)
             if (marker.get("domain"), marker.get("command")) != (domain, command):
                 raise InputError(
-                    f"{where} holds a {marker.get('domain')} {marker.get('command')} run, not a "
-                    f"{domain} {command} run; use another {option} folder."
+                    f"{where} holds {_a(marker.get('domain'))} {marker.get('command')} run, not "
+                    f"{_a(domain)} {command} run; use another {option} folder."
                 )
             diff = describe_diff(marker.get("config", {}), plain, SAFE_KEYS | safe_keys)
             if diff:
                 raise InputError(
-                    f"{where} holds a {domain} {command} run with another config: {diff}; "
+                    f"{where} holds {_a(domain)} {command} run with another config: {diff}; "
                     f"use another {option} folder, or delete {folder} to start over."
                 )
             if data is not None and marker.get("data") not in (None, data):
@@ -310,7 +427,7 @@ class RunFolder:
             marker = {**marker, "config": plain}  # safe keys take their new values
             if data is not None:
                 marker["data"] = data
-            return cls(folder, marker, resumed=True)
+            return marker, True
         if folder.is_dir():
             entries = sorted(p.name for p in folder.iterdir())
             if entries:
@@ -333,7 +450,7 @@ class RunFolder:
             "config": plain,
             "stages": {},
         }
-        return cls(folder, marker, resumed=False)
+        return marker, False
 
     @classmethod
     def open_existing(
@@ -354,14 +471,14 @@ class RunFolder:
         marker_path = folder / MARKER
         if not marker_path.is_file():
             raise InputError(
-                f"{where}: expected a {domain} run folder, but it holds no {MARKER} "
+                f"{where}: expected {_a(domain)} run folder, but it holds no {MARKER} "
                 "(it was not written by a contrasuite train command)."
             )
         marker = cls._read_marker(marker_path, where)
         if marker.get("domain") != domain or (command and marker.get("command") != command):
             raise InputError(
-                f"{where} holds a {marker.get('domain')} {marker.get('command')} run, "
-                f"expected a {domain} {command or ''} run.".replace("  ", " ")
+                f"{where} holds {_a(marker.get('domain'))} {marker.get('command')} run, "
+                f"expected {_a(domain)} {command or ''} run.".replace("  ", " ")
             )
         return cls(folder, marker, resumed=True)
 
@@ -385,16 +502,20 @@ class RunFolder:
             ``self``.
 
         Raises:
-            InputError: If the folder cannot be created or written.
+            InputError: If the folder cannot be created or written (on every rank).
         """
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            self._write_marker()
-            atomic_write_text(self.path / "config.yaml", dump_yaml(self.config))
-        except PermissionError as err:
-            raise InputError(
-                f"{self.path}: cannot write the run folder ({err.strerror})."
-            ) from None
+
+        def create() -> None:
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._write_marker()
+                atomic_write_text(self.path / "config.yaml", dump_yaml(self.config))
+            except PermissionError as err:
+                raise InputError(
+                    f"{self.path}: cannot write the run folder ({err.strerror})."
+                ) from None
+
+        _on_rank0(create)  # its broadcast is the barrier: every rank sees the folder
         return self
 
     def _write_marker(self) -> None:
@@ -445,7 +566,9 @@ class RunFolder:
     def mark_finished(self, name: str, **info: Any) -> None:
         """Record that stage ``name`` finished (atomically), with optional plain ``info``."""
         self._marker.setdefault("stages", {})[name] = {"finished": True, **jsonable(info)}
-        self._write_marker()
+        if is_main_process():
+            self._write_marker()
+        _barrier()
 
     def check_data(self, data: str, what: str = "the data") -> None:
         """Refuse ``data`` (a fingerprint) if it is not the run's input data.
@@ -463,24 +586,30 @@ class RunFolder:
 
     @contextlib.contextmanager
     def logging(self, *names: str) -> Iterator[None]:
-        """Copy the INFO records of the loggers ``names`` to ``RUN/log.txt`` in the block."""
+        """Copy the INFO records of the loggers ``names`` to ``RUN/log.txt`` (on rank 0)."""
+        if not is_main_process():
+            yield
+            return
         with log_to_file(self.path / "log.txt", names or ("shared",)):
             yield
 
     def write_json(self, name: str, obj: Any) -> Path:
-        """Write ``RUN/<name>`` as JSON, atomically; returns the path."""
-        write_json(self.path / name, obj)
+        """Write ``RUN/<name>`` as JSON, atomically (rank 0); returns the path."""
+        if is_main_process():
+            write_json(self.path / name, obj)
         return self.path / name
 
     def write_text(self, name: str, text: str) -> Path:
-        """Write ``RUN/<name>``, atomically; returns the path."""
-        atomic_write_text(self.path / name, text)
+        """Write ``RUN/<name>``, atomically (rank 0); returns the path."""
+        if is_main_process():
+            atomic_write_text(self.path / name, text)
         return self.path / name
 
     def save_weights(self, state_dict: Mapping[str, Tensor], name: str = "weights.pt") -> Path:
-        """Write a state_dict stamped with this run's id to ``RUN/<name>``, atomically."""
+        """Write a state_dict stamped with this run's id to ``RUN/<name>``, atomically (rank 0)."""
         path = self.path / name
-        atomic_torch_save(stamp_run_id(state_dict, self.run_id), path)
+        if is_main_process():
+            atomic_torch_save(stamp_run_id(state_dict, self.run_id), path)
         return path
 
     def load_weights(

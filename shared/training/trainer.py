@@ -310,6 +310,10 @@ class Trainer:
             raise ValueError(
                 f"A val_loader was given, but {type(task).__name__} has no validation_step()."
             )
+        self.device = resolve_device(self.config.device)
+        if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+            # before the run folder's checks: under DDP rank 0 checks and creates it for all
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.run_dir is not None:  # every check before anything is written
             self.run = RunFolder.prepare(
                 self.run_dir, domain="trainer", command="fit", config=self._run_config()
@@ -319,9 +323,6 @@ class Trainer:
 
     def _fit(self, task: Task, train_loader: Any, val_loader: Any | None) -> dict[str, float]:
         cfg = self.config
-        self.device = resolve_device(cfg.device)
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         task.to(self.device)
         self.optimizer = _build_optimizer([p for p in task.parameters() if p.requires_grad], cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -342,8 +343,8 @@ class Trainer:
         )
         self.early_stopping = EarlyStopping(monitor, cfg.mode, cfg.patience, cfg.min_delta)
         self.history, self.global_step, self.should_stop, self._best_state = [], 0, False, None
-        if self.run is not None and is_main_process():
-            self.run.create()
+        if self.run is not None:
+            self.run.create()  # rank 0 writes; every rank waits for the folder
         with self._log_to_run_dir():
             start, finished = self._resume(task)
             if finished:
@@ -381,6 +382,12 @@ class Trainer:
         evaluate = (
             val_loader is None or (epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs
         )
+        if world_size() > 1:
+            # DDP syncs buffers at each forward, so after the last one every rank holds its own
+            # BatchNorm statistics: take rank 0's, so that validation, the selected weights and
+            # the task after fit are the same on every rank (and equal weights.pt).
+            for buffer in task.buffers():
+                dist.broadcast(buffer, src=0)
         if val_loader is not None and evaluate:
             row.update({f"val/{k}": v for k, v in self._validate(task, val_loader).items()})
         self.scheduler.step()

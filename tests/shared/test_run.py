@@ -70,7 +70,7 @@ def test_a_file_is_refused(tmp_path):
 def test_other_domain_command_config_and_data_are_refused(tmp_path):
     run = _prepare(tmp_path / "r", data="aaa").create()
     before = _snapshot(run.path)
-    with pytest.raises(InputError, match="holds a toy train run, not a other train run"):
+    with pytest.raises(InputError, match="holds a toy train run, not an other train run"):
         _prepare(run.path, domain="other")
     with pytest.raises(InputError, match="not a toy evaluate run"):
         _prepare(run.path, command="evaluate")
@@ -102,7 +102,7 @@ def test_open_existing_errors(tmp_path):
     with pytest.raises(InputError, match="holds no"):
         RunFolder.open_existing(tmp_path, domain="toy")
     run = _prepare(tmp_path / "r").create()
-    with pytest.raises(InputError, match="expected a ecg run"):
+    with pytest.raises(InputError, match="expected an ecg run"):
         RunFolder.open_existing(run.path, domain="ecg")
     assert RunFolder.open_existing(run.path, domain="toy").run_id == run.run_id
 
@@ -146,3 +146,42 @@ def test_data_fingerprint(tmp_path):
     assert data_fingerprint(np.ones(3)) == data_fingerprint(torch.ones(3, dtype=torch.float64))
     with pytest.raises(InputError, match="does not exist"):
         data_fingerprint(tmp_path / "missing")
+
+
+def _two_ranks_share_one_run(rank, world):
+    """Runs in each of two gloo processes (see test_ranks_share_rank0s_run_and_errors)."""
+    import os
+
+    import torch.distributed as dist
+
+    root = os.environ["CONTRASUITE_TEST_RUN_BASE"]
+    args = {"domain": "toy", "command": "train", "config": {"lr": 0.1}}
+    run = RunFolder.prepare(f"{root}/run", **args)
+    run.create()  # rank 0 writes; the barrier lets every rank see the folder
+    seen = [None] * world
+    dist.all_gather_object(seen, (run.run_id, run.resumed, (run.path / MARKER).is_file()))
+    assert seen[0] == seen[1] == (seen[0][0], False, True), seen
+    run.mark_finished("stage1")
+    assert json.loads((run.path / MARKER).read_text())["stages"]["stage1"]["finished"]
+    run.save_weights(nn.Linear(2, 1).state_dict())  # rank 0 only: no second writer
+    run.write_json("m.json", {"rank": rank})
+    dist.barrier()
+    assert json.loads((run.path / "m.json").read_text()) == {"rank": 0}
+    again = RunFolder.prepare(f"{root}/run", **args)
+    assert (again.resumed, again.run_id) == (True, run.run_id)
+    assert again.is_finished("stage1")
+    if rank == 0:  # a foreign folder: rank 0's check fails, and every rank gets its InputError
+        (run.path.parent / "foreign").mkdir()
+        (run.path.parent / "foreign" / "x.txt").write_text("x")
+    with pytest.raises(InputError, match="not empty and holds no contrasuite run"):
+        RunFolder.prepare(f"{root}/foreign", **args)
+
+
+@pytest.mark.ddp
+def test_ranks_share_rank0s_run_and_errors(tmp_path, monkeypatch):
+    from tests.shared._ddp import run_gloo
+
+    monkeypatch.setenv("CONTRASUITE_TEST_RUN_BASE", str(tmp_path))  # the children inherit it
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    run_gloo(_two_ranks_share_one_run)
+    assert not list(tmp_path.rglob("*.tmp"))
