@@ -25,6 +25,7 @@ from medical.ecg.model import ProtoECGNet
 from medical.ecg.synth import write_synthetic_ptbxl
 from medical.ecg.train import train as train_run
 from shared.config import dump_yaml, to_dict
+from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.io import atomic_write_text, read_json, write_json
@@ -134,8 +135,9 @@ def train(args: argparse.Namespace, cfg: ECGConfig) -> int:
         print(dump_yaml(to_dict(cfg)), end="")
         return 0
     metrics = train_run(cfg, args.out, progress=not getattr(args, "quiet", 0))
-    _print_metrics(metrics)
-    print(f"run folder: {args.out}")
+    if is_main_process():  # under torchrun the other ranks print nothing
+        _print_metrics(metrics)
+        print(f"run folder: {args.out}")
     return 0
 
 

@@ -35,6 +35,26 @@ data (another fingerprint) it is refused. Everything a stage needs at inference 
 stage's saved state (the fusion layer's input statistics and pruning mask too), so a run killed
 at any stage boundary ends with the same weights as an uninterrupted one.
 
+Several processes (``torchrun``, DDP): the same command under ``torchrun`` trains every stage
+with :class:`~torch.nn.parallel.DistributedDataParallel`, one process per GPU (or CPU process
+with gloo)::
+
+    torchrun --nproc_per_node 4 -m pipelines ecg train --data-dir DIR --out RUN
+    # two machines: the same line on each, with --node_rank 0 and --node_rank 1
+    torchrun --nnodes 2 --node_rank 0 --master_addr HOST --nproc_per_node 8 -m pipelines ecg ...
+
+``data.batch_size`` is per process (the global batch is ``nproc x data.batch_size``); every
+training loader gets a :class:`~torch.utils.data.DistributedSampler` (shuffled, seeded by
+``trainer.seed``), and every rank validates the whole fold 9 (rank 0's metrics are used). Rank 0
+alone checks and writes the run folder (its marker, stage weights, ``metrics.json``, the test
+evaluation); the others share its run id and wait at each stage's end, so the run folder is the
+same as a single process's. After every epoch every rank takes rank 0's BatchNorm statistics,
+and at the end the ranks check that they hold identical weights. On several machines ``--out``
+and the data folder must be on a file system all of them see. The results are not those of one
+process with the global batch: BatchNorm normalizes each rank's batch on its own (no
+SyncBatchNorm) and the shuffled order differs; the run is reproducible for a given number of
+processes.
+
 Where this differs from the official code (methods.md 1.9), and the option that restores the
 official behaviour where it changes results (each tested both ways):
 
@@ -73,16 +93,25 @@ and their fusion weights are held at 0 (``stages.prune_absent``; a no-op on the 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
+from torch.utils.data import (
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+)
 
 from medical.ecg.arrays import (
     TEST_FOLDS,
@@ -116,6 +145,7 @@ from medical.ecg.tasks import (
     fusion_statistics,
 )
 from shared.config import to_dict
+from shared.distributed import is_main_process, rank, world_size
 from shared.errors import InputError
 from shared.io import atomic_torch_save, jsonable, read_json, write_csv, write_json
 from shared.runtime import resolve_device, torch_threads
@@ -134,6 +164,78 @@ _STATE_VERSION = 2
 SAFE_KEYS = frozenset({"data.cache", "data.cache_dir", "data.data_dir"})
 #: Loggers copied into a run folder's ``log.txt``.
 _LOGGERS = ("medical.ecg", "shared.training")
+_T = TypeVar("_T")
+
+
+def _init_distributed(device_name: str) -> None:
+    """Start the process group under ``torchrun`` (as the Trainer would), before any check."""
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        device = resolve_device(device_name)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def _share(fn: Callable[[], _T], everywhere: bool) -> _T:
+    """Run ``fn`` on rank 0 first; then on the other ranks too, or hand them its result.
+
+    Outside a distributed run this is ``fn()``. An :class:`InputError` of rank 0 is raised on
+    every rank with the same message (each rank exits with status 2); any other exception of
+    rank 0 becomes a ``RuntimeError`` on the others, so no rank waits for one that stopped.
+
+    Args:
+        fn: The work (e.g. loading data, which fills the cache on rank 0 first).
+        everywhere: Run ``fn`` on every rank after rank 0 (``True``), or give every rank
+            rank 0's result (``False``; it must be picklable).
+    """
+    if world_size() == 1:
+        return fn()
+    box: list[Any] = [None]
+    result: Any = None
+    if is_main_process():
+        try:
+            result = fn()
+            box[0] = ("ok", None if everywhere else result)
+        except InputError as err:
+            box[0] = ("input", str(err))
+            dist.broadcast_object_list(box, src=0)
+            raise
+        except BaseException as err:
+            box[0] = ("other", f"{type(err).__name__}: {err}")
+            dist.broadcast_object_list(box, src=0)
+            raise
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "input":
+        raise InputError(value)
+    if kind == "other":
+        raise RuntimeError(f"rank 0 failed ({value}).")
+    if is_main_process():
+        return result
+    return fn() if everywhere else value
+
+
+def _check_ranks_agree(model: nn.Module) -> None:
+    """Under DDP: raise ``RuntimeError`` unless every rank holds exactly rank 0's weights."""
+    if world_size() == 1:
+        return
+    h = hashlib.sha1()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digests: list[Any] = [None] * world_size()
+    dist.all_gather_object(digests, h.hexdigest())
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"The ranks ended with different weights (sha1 {digests}).")
+    logger.info("all %d ranks hold the same weights (sha1 %s).", world_size(), digests[0][:12])
+
+
+def _train_loader(dataset: Dataset[Any], batch_size: int, seed: int) -> DataLoader[Any]:
+    """Shuffled training batches; under DDP each rank's share (``DistributedSampler``)."""
+    if world_size() == 1:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=True)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        dataset, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed
+    )
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
 
 
 class _Run:
@@ -235,8 +337,16 @@ class _Run:
     def loaders(self, label_index: Tensor | None) -> tuple[DataLoader[Any], DataLoader[Any]]:
         """Training batches and validation batches of ECGs."""
         bs = self.cfg.data.batch_size
+        if world_size() > 1:
+            train_loader = _train_loader(
+                make_loader(self.data, self.train_rows, bs, shuffle=False).dataset,
+                bs,
+                self.cfg.trainer.seed,
+            )
+        else:
+            train_loader = make_loader(self.data, self.train_rows, bs, shuffle=True)
         return (
-            make_loader(self.data, self.train_rows, bs, shuffle=True),
+            train_loader,
             val_loader(self.data, self.val_rows, self.cfg.data, label_index),
         )
 
@@ -289,10 +399,10 @@ class _Run:
                     weights.tolist(), num_samples=len(val_ds), replacement=True
                 )
                 return (
-                    DataLoader(train_ds, batch_size=bs, shuffle=True),
+                    _train_loader(train_ds, bs, self.cfg.trainer.seed),
                     DataLoader(val_ds, batch_size=bs, sampler=sampler),
                 )
-        return DataLoader(train_ds, batch_size=bs, shuffle=True), DataLoader(val_ds, batch_size=bs)
+        return _train_loader(train_ds, bs, self.cfg.trainer.seed), DataLoader(val_ds, batch_size=bs)
 
     def seed(self, stage: str) -> None:
         """Reseed every RNG from ``(trainer.seed, stage)`` before a stage builds its task.
@@ -415,8 +525,9 @@ class _Run:
             branch_name=name,
             device=device,
         )
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(prov_path, records)
+        if is_main_process():
+            folder.mkdir(parents=True, exist_ok=True)
+            write_json(prov_path, records)
         self.folder.save_weights(
             {k: v.detach().cpu() for k, v in branch.state_dict().items()}, weights_name
         )
@@ -495,7 +606,7 @@ class _Run:
         similarity, for explanation reports (not needed for predictions).
         """
         path = self.out / SIMILARITY_STATS
-        if path.exists():
+        if path.exists() or not is_main_process():
             return
         raw = self.fusion_train_similarities
         if raw is None:  # resumed after the fusion stage: computed once more
@@ -576,13 +687,16 @@ def train(
             written, or holds anything but this run (another config outside
             :data:`SAFE_KEYS`, other data, another command's run, other files).
     """
+    _init_distributed(cfg.trainer.device)
     folder = RunFolder.prepare(out, domain=DOMAIN, command="train", config=cfg, safe_keys=SAFE_KEYS)
     if folder.resumed and folder.is_finished(FINISHED) and (folder.path / "metrics.json").exists():
         logger.info("%s already finished; reporting its metrics.", folder.path)
         metrics: dict[str, Any] = read_json(folder.path / "metrics.json")
         return metrics
-    if data is None:  # bad data fails before anything is written
-        data = load_data(cfg.data, progress=progress)
+    if data is None:  # bad data fails before anything is written; rank 0 fills the cache
+        data = _share(
+            lambda: load_data(cfg.data, progress=progress and is_main_process()), everywhere=True
+        )
     folder = RunFolder.prepare(
         out,
         domain=DOMAIN,
@@ -616,27 +730,35 @@ def train(
             run.run_baseline(model, all_index)
         train_seconds = time.perf_counter() - start
         model.cpu()
-        folder.save_weights({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        if provenance:
-            write_json(out / "prototypes.json", provenance)
-        write_csv(out / "history.csv", run.history)
-        run.boundary("weights")
-        metrics = evaluate_model(model, cfg, data, out)
-        metrics["train_seconds"] = train_seconds
-        metrics["stages"] = run.stage_metrics
-        metrics["params"] = int(sum(p.numel() for p in model.parameters()))
-        write_json(out / "metrics.json", metrics)
-        run.boundary("metrics")
-        _save_state(
-            out,
-            list(run.stage_metrics),
-            label_names=data.label_names,
-            train_positives=[int(v) for v in run.train_labels.sum(dim=0).tolist()],
-            label_index=label_index,
-            signal_length=int(data.signals.shape[-1]),
-            leads=int(data.signals.shape[1]),
-            sampling_rate=data.sampling_rate,
-        )
+        _check_ranks_agree(model)
+        assert data is not None
+
+        def finish() -> dict[str, Any]:  # rank 0 writes and evaluates, the others wait
+            assert data is not None
+            folder.save_weights({k: v.detach().cpu() for k, v in model.state_dict().items()})
+            if provenance:
+                write_json(out / "prototypes.json", provenance)
+            write_csv(out / "history.csv", run.history)
+            run.boundary("weights")
+            metrics = evaluate_model(model, cfg, data, out)
+            metrics["train_seconds"] = train_seconds
+            metrics["stages"] = run.stage_metrics
+            metrics["params"] = int(sum(p.numel() for p in model.parameters()))
+            write_json(out / "metrics.json", metrics)
+            run.boundary("metrics")
+            _save_state(
+                out,
+                list(run.stage_metrics),
+                label_names=data.label_names,
+                train_positives=[int(v) for v in run.train_labels.sum(dim=0).tolist()],
+                label_index=label_index,
+                signal_length=int(data.signals.shape[-1]),
+                leads=int(data.signals.shape[1]),
+                sampling_rate=data.sampling_rate,
+            )
+            return metrics
+
+        metrics = _share(finish, everywhere=False)
         folder.mark_finished(FINISHED)
         logger.info(
             "test fold 10: macro AUROC %.4f, weighted AUROC %.4f (%d ECGs, %d labels evaluated)",
