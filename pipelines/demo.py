@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["DEMO_STEPS", "DemoContext", "DemoResult", "DemoStep", "register_demo_step", "run_demo"]
 
 DEFAULT_OUT = "contrasuite-demo"
+#: Marks a folder as a demo folder (written before the first step runs).
+DEMO_MARKER = ".contrasuite-demo"
 
 
 @dataclass(frozen=True)
@@ -135,11 +137,11 @@ def run_demo(
         InputError: If ``out`` exists and is not a folder, or a step name is unknown.
     """
     out_dir = Path(out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"--out {str(out_dir)!r} exists and is not a folder.")
     names = list(steps) if steps is not None else list(DEMO_STEPS.names())
     chosen = [DEMO_STEPS.get(n) for n in names]
+    _check_demo_folder(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / DEMO_MARKER).touch()
     started = time.time()
     outcomes: list[_Outcome] = []
     for i, step in enumerate(chosen, 1):
@@ -192,6 +194,27 @@ def run_demo(
         return 2 if all(o.bad_input for o in outcomes if o.status != "ok") else 1
     logger.info("[demo] finished in %.1f s; open %s", total, index.resolve())
     return 0
+
+
+def _check_demo_folder(out_dir: Path) -> None:
+    """Refuse ``--out`` unless it is new, empty, or an earlier demo folder (nothing written)."""
+    from shared.training.run import MARKER
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {str(out_dir)!r} exists and is not a folder.")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if (out_dir / DEMO_MARKER).is_file() or (out_dir / "demo.json").is_file():
+        return
+    what = (
+        "holds a run folder of a domain command"
+        if (out_dir / MARKER).is_file()
+        else "is not empty and holds no earlier demo"
+    )
+    raise InputError(
+        f"--out {out_dir}: the folder {what}; give the demo a new or empty folder (or an "
+        "earlier demo folder, whose finished steps it reuses)."
+    )
 
 
 def _json_number(value: Any) -> Any:

@@ -49,17 +49,31 @@ def safe_load(path: str | os.PathLike[str]) -> Any:
             tensors and plain types.
     """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with open(path, "rb") as handle:
+            head = handle.read(4)
     except FileNotFoundError:
         raise InputError(f"Expected a checkpoint at {path}, but it does not exist.") from None
+    except IsADirectoryError:
+        raise InputError(f"Expected a checkpoint file at {path}, but it is a folder.") from None
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a pickle (0x80 ...).
+    if not (head.startswith(b"PK\x03\x04") or head[:1] == b"\x80"):
+        raise InputError(
+            f"Expected {path} to be a torch checkpoint, but it is not one "
+            f"({'empty' if not head else 'text or another format'})."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
             f"Expected {path} to hold only tensors and plain types (weights_only=True), "
-            f"but loading it failed: {str(exc).splitlines()[0]}"
+            f"but it does not: {first[:160]}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputError(
-            f"Expected {path} to be a torch checkpoint, but it is corrupt: {exc}"
+            f"Expected {path} to be a torch checkpoint, but it is corrupt or truncated: "
+            f"{first.split('. ')[0][:160]}."
         ) from None
 
 

@@ -307,7 +307,7 @@ def check_output_path(
         >>> check_output_path(base / "in" / "x", inputs=(base / "in",))
         Traceback (most recent call last):
         ...
-        shared.errors.InputError: --out ...: it lies inside the input ...; choose a separate output folder.
+        shared.errors.InputError: --out ...: it lies inside the input ...; choose a separate ...
     """
     out = Path(path).absolute()
     for node in (out, *out.parents):

@@ -49,3 +49,19 @@ def test_os_errors_on_user_paths_exit_2(monkeypatch, capsys):
     assert main(["demo", "--out", "/root/locked"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["contrasuite: error: /root/locked: Permission denied; choose another path."]
+
+
+def test_demo_refuses_a_foreign_folder_and_a_run_folder(tmp_path, capsys):
+    from shared.training.run import RunFolder
+
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "index.html").write_text("mine")
+    assert main(["demo", "--steps", "digits", "--out", str(user)]) == 2
+    assert "holds no earlier demo" in capsys.readouterr().err
+    assert sorted(p.name for p in user.iterdir()) == ["index.html"]
+    run = RunFolder.prepare(tmp_path / "run", domain="sepclr", command="train").create()
+    before = sorted(p.name for p in run.path.iterdir())
+    assert main(["demo", "--steps", "digits", "--out", str(run.path)]) == 2
+    assert "holds a run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in run.path.iterdir()) == before

@@ -185,3 +185,16 @@ def test_ranks_share_rank0s_run_and_errors(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run_gloo(_two_ranks_share_one_run)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_check_output_path(tmp_path):
+    from shared.training.run import check_output_path
+
+    run = _prepare(tmp_path / "run").create()
+    with pytest.raises(InputError, match="inside the run folder"):
+        check_output_path(run.path / "weights.pt")
+    with pytest.raises(InputError, match="inside the run folder"):
+        check_output_path(run.path)
+    with pytest.raises(InputError, match="inside the input"):
+        check_output_path(tmp_path / "in", inputs=(tmp_path / "in",))
+    assert check_output_path(tmp_path / "out", inputs=(tmp_path / "in",)) == tmp_path / "out"
