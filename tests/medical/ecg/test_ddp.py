@@ -58,25 +58,31 @@ def test_ecg_train_under_torchrun_two_gloo_processes(tmp_path, monkeypatch):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
     args = ["-m", "pipelines", "ecg", "train", "--data-dir", str(data_dir), "--epochs", "1"]
     args += ["--device", "cpu", "-q", *TINY]
-    proc = subprocess.run(
+    # the two ranks start (importing torch takes most of this test's time) while one process
+    # trains the same config here: the same run folder layout and stages are expected
+    proc = subprocess.Popen(
         [*cmd, *args, "--out", str(run)],
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=240,
         cwd=tmp_path,
     )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert proc.stdout.count("run folder:") == 1  # rank 0 alone reports
-
-    # one process, same command: the same run folder layout and stages
-    cfg = load_config(
-        ECGConfig,
-        {"data": {"data_dir": str(data_dir)}},
-        [*TINY, "trainer.epochs=1", "trainer.device=cpu"],
-    )
-    single = tmp_path / "single"
-    train(cfg, single, progress=False)
+    try:
+        cfg = load_config(
+            ECGConfig,
+            {"data": {"data_dir": str(data_dir)}},
+            [*TINY, "trainer.epochs=1", "trainer.device=cpu", "data.cache=false"],
+        )
+        single = tmp_path / "single"
+        train(cfg, single, progress=False)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    assert stdout.count("run folder:") == 1  # rank 0 alone reports
     assert _layout(run) == _layout(single)
     assert not [p for p in run.rglob("*.tmp")]
     marker = json.loads((run / MARKER).read_text())
