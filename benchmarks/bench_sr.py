@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from vision.sr.config import PCLConfig
-from vision.sr.infer import upscale_tensor
+from vision.sr.infer import receptive_radius, upscale_tensor
 from vision.sr.model import EDSR, count_parameters
 from vision.sr.tasks import SRTask
 
@@ -130,10 +130,11 @@ def bench_upscale(args: argparse.Namespace, device: torch.device) -> dict[str, A
             fn()
             _sync(device)
             times[name].append(time.perf_counter() - t0)
+    pad = receptive_radius(model) if args.pad is None else args.pad
     return {
         name: {"seconds": statistics.median(v), "megapixels_per_second": mp / statistics.median(v)}
         for name, v in times.items()
-    } | {"settings": {"lr_side": args.upscale_side, "tile": args.tile, "pad": args.pad}}
+    } | {"settings": {"lr_side": args.upscale_side, "tile": args.tile, "pad": pad}}
 
 
 def _status_kib(field: str) -> int | None:
@@ -192,8 +193,8 @@ def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         cmd = [
             sys.executable, __file__, "--_memory-case", case, "--device", args.device,
             "--size", args.size, "--scale", str(args.scale), "--memory-side", str(args.memory_side),
-            "--tile", str(args.tile), "--pad", str(args.pad), "--threads", str(args.threads),
-        ]  # fmt: skip
+            "--tile", str(args.tile), "--threads", str(args.threads),
+        ] + ([] if args.pad is None else ["--pad", str(args.pad)])  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, check=True)
         out[case] = json.loads(result.stdout)
         _log(f"memory {case}: {out[case]}")
@@ -218,7 +219,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--upscale-side", type=int, default=320, help="LR side for throughput")
     p.add_argument("--memory-side", type=int, default=512, help="LR side for peak memory")
     p.add_argument("--tile", type=int, default=128, help="LR tile (default: 128)")
-    p.add_argument("--pad", type=int, default=40, help="LR context per tile side (default: 40)")
+    p.add_argument(
+        "--pad", type=int, default=None, help="LR context per tile side (default: receptive radius)"
+    )
     p.add_argument("--skip", default="", help="comma list of parts to skip: train,upscale,memory")
     p.add_argument("--_memory-case", dest="memory_case", help=argparse.SUPPRESS)
     return p.parse_args(argv)

@@ -1,9 +1,9 @@
 """Super-resolve whole images, tiled with overlap so that memory stays bounded.
 
 Each tile is a ``tile`` x ``tile`` LR core plus ``pad`` LR pixels of context on every side
-(clipped at the image border); only the core's SR pixels are kept. When ``pad`` covers the
-network's receptive radius the result equals the untiled one up to float rounding (EDSR-tiny:
-about 11 LR pixels; EDSR-baseline: about 36).
+(clipped at the image border); only the core's SR pixels are kept. The default ``pad`` is the
+network's receptive radius (:func:`receptive_radius`: EDSR-tiny 12 LR pixels, EDSR-baseline
+36), so the result equals the untiled one up to float rounding.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def receptive_radius(model: nn.Module) -> int:
 
 @torch.no_grad()
 def upscale_tensor(
-    model: nn.Module, lr: torch.Tensor, scale: int, tile: int | None = 128, pad: int = 40
+    model: nn.Module, lr: torch.Tensor, scale: int, tile: int | None = 128, pad: int | None = None
 ) -> torch.Tensor:
     """Super-resolve one image, tile by tile.
 
@@ -37,12 +37,14 @@ def upscale_tensor(
         lr: Shape: (3, H, W), float in [0, 1], on the model's device.
         scale: The model's scale.
         tile: LR core size of a tile; ``None`` runs the whole image at once.
-        pad: LR context around each core.
+        pad: LR context around each core; ``None``: the model's receptive radius, which makes
+            the tiled result equal to the whole-image one (up to float rounding).
 
     Returns:
         Shape: (3, scale * H, scale * W), float in [0, 1] (clamped).
     """
     _, h, w = lr.shape
+    pad = receptive_radius(model) if pad is None else pad
     if tile is None or (h <= tile + 2 * pad and w <= tile + 2 * pad):
         return model(lr[None])[0].clamp(0, 1)
     out = lr.new_zeros(3, h * scale, w * scale)
@@ -65,7 +67,7 @@ def upscale_array(
     lr: NDArray[np.uint8],
     scale: int,
     tile: int | None = 128,
-    pad: int = 40,
+    pad: int | None = None,
     device: torch.device | str = "cpu",
 ) -> NDArray[np.uint8]:
     """Super-resolve an (H, W, 3) uint8 image; returns (scale*H, scale*W, 3) uint8."""
