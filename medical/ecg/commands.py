@@ -29,6 +29,7 @@ from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.io import atomic_write_text, read_json, write_json
+from shared.training.run import check_output_path
 
 __all__ = [
     "DEMO_FULL",
@@ -250,6 +251,11 @@ def explain(
     if not ecg_ids and fold is None:
         raise InputError("Expected --ecg-id ID (repeatable) or --fold N, but got neither.")
     single = len(ecg_ids) == 1 and fold is None
+    reports = (run.path / "explanations").absolute()
+    if out is not None and not (
+        Path(out).absolute() == reports or reports in Path(out).absolute().parents
+    ):
+        check_output_path(out, option="--out")  # never over a run's own files
     if single:
         target = (
             Path(out) if out is not None else run.path / "explanations" / f"ecg_{ecg_ids[0]}.html"

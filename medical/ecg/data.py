@@ -273,7 +273,7 @@ def _read_all(
                 signal = highpass_filter(signal, sampling_rate, cutoff)
             out[i] = signal
             bar.update()
-    logger.info("read %d records in %.1f s", len(records), time.perf_counter() - started)
+    logger.debug("read %d records in %.1f s", len(records), time.perf_counter() - started)
 
 
 def _cutoff(highpass: bool | float | None) -> float | None:
