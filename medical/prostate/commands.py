@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,9 @@ from medical.prostate import ZONES
 from medical.prostate.config import ProstateConfig
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
+from shared.io import read_json
 from shared.report import html_link, html_table
+from shared.training.run import check_output_path
 
 __all__ = ["demo_step", "evaluate", "phantom", "predict", "train"]
 
@@ -20,14 +23,18 @@ logger = logging.getLogger(__name__)
 
 def phantom(args: argparse.Namespace) -> int:
     """``contrasuite prostate phantom --out DIR [--n-cases N] [--seed S] [--from-masks DIR]``."""
-    from medical.prostate.phantom import write_phantom_dataset
+    from medical.prostate.phantom import PHANTOM_NAME, write_phantom_dataset
 
     out = Path(args.out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not (out / "dataset.json").is_file():
+        name = None
+        if (out / "dataset.json").is_file():
+            with contextlib.suppress(InputError):
+                name = (read_json(out / "dataset.json") or {}).get("name")
+        if name != PHANTOM_NAME:
             raise InputError(
                 f"--out {out}: expected a new or empty folder (or an earlier phantom set), "
-                "but it holds other files."
+                "but it holds other files" + (f" (a data set named {name!r})." if name else ".")
             )
     root = write_phantom_dataset(
         out,
@@ -91,6 +98,7 @@ def predict(args: argparse.Namespace) -> int:
     """``contrasuite prostate predict --run RUN --input FILE_OR_DIR --out DIR``."""
     from medical.prostate.evaluate import predict as run_predict
 
+    check_output_path(args.out, option="--out", inputs=(args.input,))
     written = run_predict(
         args.run, args.input, args.out, device=args.device, report=not args.no_report
     )

@@ -146,7 +146,8 @@ def validate_image(path: Path) -> nib.Nifti1Image:
     """Open an image and check that it is 3D or 4D (channel last) with readable data.
 
     Raises:
-        InputError: If it is missing, unreadable, 2D (or has a single slice) or over 4D.
+        InputError: If it is missing, unreadable, 2D (or has a single slice), over 4D, or holds
+            NaN or infinite intensities.
     """
     img = _load(path)
     shape = img.shape
@@ -157,6 +158,12 @@ def validate_image(path: Path) -> nib.Nifti1Image:
         )
     if len(shape) > 4:
         raise InputError(f"{path}: expected a 3D or 4D image, but it has shape {tuple(shape)}.")
+    data = _data(img, path)
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
+        bad = int(np.size(data) - np.count_nonzero(np.isfinite(data)))
+        raise InputError(
+            f"{path}: expected finite intensities, but {bad} voxel(s) are NaN or infinite."
+        )
     return img
 
 

@@ -47,6 +47,10 @@ __all__ = [
     "write_phantom_dataset",
 ]
 
+
+#: ``dataset.json``'s name of a phantom set (what ``phantom --out`` may overwrite).
+PHANTOM_NAME = "contrasuite prostate phantoms"
+
 logger = logging.getLogger(__name__)
 
 LABELS = {"0": "background", "1": "PZ", "2": "TZ", "3": "DPU", "4": "AFS"}
@@ -294,7 +298,7 @@ def write_dataset(out: str | os.PathLike[str], cases: Sequence[PhantomCase]) -> 
         )
         training.append({"image": f"./imagesTr/{file}", "label": f"./labelsTr/{file}"})
     meta = {
-        "name": "contrasuite prostate phantoms",
+        "name": PHANTOM_NAME,
         "description": "T2-like phantoms with PI-RADS v2 zones (PZ, TZ, DPU, AFS)",
         "tensorImageSize": "3D",
         "modality": {"0": "T2"},
