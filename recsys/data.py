@@ -290,8 +290,8 @@ def check_atomic_folder(folder: str | Path) -> AtomicInfo:
 
     Raises:
         InputError: If the ``.inter`` file is missing or empty, its header lacks ``user_id``,
-            ``item_id`` or ``timestamp`` (``name:type`` columns separated by tabs), or a row has
-            the wrong number of columns.
+            ``item_id`` or ``timestamp`` (``name:type`` columns separated by tabs), a row has
+            the wrong number of columns, or a ``float`` column holds something else.
     """
     folder = Path(folder)
     name = _check_name(folder.name, folder)
@@ -305,6 +305,7 @@ def check_atomic_folder(folder: str | Path) -> AtomicInfo:
         )
     header: list[str] | None = None
     columns: dict[str, int] = {}
+    numeric: list[tuple[int, str]] = []
     counts: dict[str, int] = {}
     items: set[str] = set()
     n_rows = 0
@@ -323,12 +324,21 @@ def check_atomic_folder(folder: str | Path) -> AtomicInfo:
                     f"\\ttimestamp:float'), but got {line.strip()[:80]!r}."
                 )
             columns = {n: i for i, n in enumerate(names)}
+            numeric = [(i, cell) for i, cell in enumerate(cells) if cell.endswith(":float")]
             continue
         if len(cells) != len(header):
             raise InputError(
                 f"{inter}, line {number}: expected {len(header)} tab-separated columns, "
                 f"but got {len(cells)}."
             )
+        for i, column in numeric:
+            try:
+                float(cells[i])
+            except ValueError:
+                raise InputError(
+                    f"{inter}, line {number}: expected a number in column {column!r}, but got "
+                    f"{cells[i][:40]!r}."
+                ) from None
         user = cells[columns["user_id"]]
         counts[user] = counts.get(user, 0) + 1
         items.add(cells[columns["item_id"]])

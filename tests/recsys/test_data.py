@@ -201,3 +201,18 @@ def test_beauty_conversion_matches_published_statistics(shared_data: Path, tmp_p
     info = convert_text_to_atomic(beauty, tmp_path / "Beauty")
     # methods.md 2.2: 22,363 users, 12,101 items, 198,502 actions.
     assert (info.n_users, info.n_items, info.n_interactions) == (22363, 12101, 198502)
+
+
+def test_atomic_float_columns_are_checked_before_any_run_folder(tmp_path: Path) -> None:
+    from pipelines.cli import main
+
+    folder = tmp_path / "atomC"
+    folder.mkdir()
+    (folder / "atomC.inter").write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\tnot-a-time\n1\t3\t5\n"
+    )
+    with pytest.raises(InputError, match=r"line 2: expected a number in column 'timestamp:float'"):
+        check_atomic_folder(folder)
+    out = tmp_path / "out"
+    assert main(["recsys", "evaluate", "--dataset", str(folder), "--out", str(out)]) == 2
+    assert not out.exists()
