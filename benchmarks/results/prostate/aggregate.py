@@ -1,4 +1,6 @@
-import json, statistics as st
+import json
+import statistics as st
+
 rows = {}
 for s in (1, 2):
     try:
@@ -13,16 +15,29 @@ for s in (1, 2):
     for stage, ch in m["relative_masd_change_pct"].items():
         for zone, v in ch.items():
             rows.setdefault((f"change_{stage}", zone, "pct"), []).append(v)
+
+
 def fmt(vals):
     vals2 = [v for v in vals if v is not None]
-    if not vals2: return "missing"
+    if not vals2:
+        return "missing"
     s = " / ".join("missing" if v is None else f"{v:.3g}" for v in vals)
     return f"{st.mean(vals2):.3g} ({s})"
+
+
 zones = ["PZ", "TZ", "DPU", "AFS"]
 print("| model | metric | " + " | ".join(zones) + " |")
 print("|---|---|" + "---|" * len(zones))
 for model in ("baseline", "stage1", "stage2"):
     for key in ("dice", "masd_mm", "masd_vox"):
-        print(f"| {model} | {key} | " + " | ".join(fmt(rows.get((model, z, key), [])) for z in zones) + " |")
+        print(
+            f"| {model} | {key} | "
+            + " | ".join(fmt(rows.get((model, z, key), [])) for z in zones)
+            + " |"
+        )
 for stage in ("stage1", "stage2"):
-    print(f"| MASD change {stage} (%) | mm | " + " | ".join(fmt(rows.get((f'change_{stage}', z, 'pct'), [])) for z in zones) + " |")
+    print(
+        f"| MASD change {stage} (%) | mm | "
+        + " | ".join(fmt(rows.get((f"change_{stage}", z, "pct"), [])) for z in zones)
+        + " |"
+    )
