@@ -22,6 +22,10 @@ Data API (this package's front door; everything else builds on it):
   optional per-lead standardization fit on folds 1-8 only (``PTBXL.mean``/``PTBXL.std``).
 * Every data problem raises :class:`PTBXLError` (a :class:`shared.errors.InputError`: exit
   status 2 on the command line) naming the file, column or record.
+* Training (``contrasuite ecg train``, :mod:`medical.ecg.train`) runs in one process, or the
+  same command under ``torchrun`` runs it with DDP on several GPUs or machines
+  (``torchrun --nproc_per_node 4 -m pipelines ecg train --data-dir DIR --out RUN``; see
+  :mod:`medical.ecg.train` for what changes: the batch size is per process).
 * :func:`write_synthetic_ptbxl` writes a learnable synthetic data set in the same layout
   (``contrasuite ecg synth``); :data:`SYNTH_CODES` are the statements it emits (rhythm: SR,
   STACH, SBRAD, AFIB; morphology: IMI, ASMI, CLBBB, CRBBB, ISCLA, STD_, STE_, LVH; global:

@@ -84,7 +84,14 @@ DOMAIN = DomainSpec(
                 "rhythm (1D), morphology (2D partial) and global (2D); then fusion and the test\n"
                 "fold. Writes OUT/config.yaml, metrics.json, history.csv, log.txt, weights.pt,\n"
                 "state.pt, prototypes.json, similarity_stats.pt, test_predictions.csv. Started\n"
-                "again with the same command, a run resumes; on changed data it is refused."
+                "again with the same command, a run resumes; on changed data it is refused.\n\n"
+                "Several GPUs or machines: run the same command under torchrun (DDP, one\n"
+                "process per GPU; gloo on CPU), e.g. `torchrun --nproc_per_node 4 -m pipelines\n"
+                "ecg train ...`. data.batch_size is per process (global batch = processes x\n"
+                "batch size); rank 0 alone writes OUT, which has the same layout as a\n"
+                "single-process run; on several machines OUT and the data must be on a shared\n"
+                "file system. BatchNorm statistics are per process, so results differ slightly\n"
+                "from one process with the global batch."
             ),
             examples=(
                 "contrasuite ecg train --data-dir /data/ptb-xl-1.0.3 --out runs/protoecgnet\n"
@@ -96,7 +103,9 @@ DOMAIN = DomainSpec(
                 "model.architecture=resnet1d\n"
                 "contrasuite ecg train --data-dir DIR --out runs/official model.pooling=mean "
                 "data.val_sampling=official stages.frozen_eval=false stages.fusion_input=raw "
-                "loss.pos_weight=label_instances"
+                "loss.pos_weight=label_instances\n"
+                "torchrun --nproc_per_node 2 -m pipelines ecg train --data-dir DIR --out runs/ddp "
+                "data.batch_size=16"
             ),
             run="medical.ecg.commands:train",
             config="medical.ecg.config:ECGConfig",

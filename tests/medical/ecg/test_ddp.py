@@ -49,25 +49,42 @@ def _layout(run: Path) -> set[str]:
     return {str(p.relative_to(run)) for p in run.rglob("*")}
 
 
+def _torchrun(data_dir: Path, run: Path, cwd: Path) -> subprocess.Popen[str]:
+    """Start ``ecg train`` under torchrun with two gloo processes (tiny model, one epoch)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    args = ["-m", "pipelines", "ecg", "train", "--data-dir", str(data_dir), "--epochs", "1"]
+    args += ["--device", "cpu", "-q", "--out", str(run), *TINY]
+    return subprocess.Popen(
+        [*cmd, *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+    )
+
+
+def _wait(proc: subprocess.Popen[str]) -> str:
+    """Wait for a :func:`_torchrun` (killed after 240 s); its stdout, after checking status 0."""
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout
+
+
 @pytest.mark.ddp
 def test_ecg_train_under_torchrun_two_gloo_processes(tmp_path, monkeypatch):
     monkeypatch.setenv("CONTRASUITE_CACHE", str(tmp_path / "cache"))
     data_dir, run = tmp_path / "data", tmp_path / "ddp"
     write_synthetic_ptbxl(data_dir, n_records=60, seed=5, progress=False)
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    args = ["-m", "pipelines", "ecg", "train", "--data-dir", str(data_dir), "--epochs", "1"]
-    args += ["--device", "cpu", "-q", *TINY]
     # the two ranks start (importing torch takes most of this test's time) while one process
     # trains the same config here: the same run folder layout and stages are expected
-    proc = subprocess.Popen(
-        [*cmd, *args, "--out", str(run)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-    )
+    proc = _torchrun(data_dir, run, tmp_path)
     try:
         cfg = load_config(
             ECGConfig,
@@ -76,12 +93,11 @@ def test_ecg_train_under_torchrun_two_gloo_processes(tmp_path, monkeypatch):
         )
         single = tmp_path / "single"
         train(cfg, single, progress=False)
-        stdout, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    stdout = _wait(proc)
     assert stdout.count("run folder:") == 1  # rank 0 alone reports
     assert _layout(run) == _layout(single)
     assert not [p for p in run.rglob("*.tmp")]
@@ -113,3 +129,23 @@ def test_ecg_train_under_torchrun_two_gloo_processes(tmp_path, monkeypatch):
     assert all(
         torch.isfinite(v).all() for v in loaded.model.state_dict().values() if v.is_floating_point()
     )
+
+
+@pytest.mark.ddp
+@pytest.mark.slow
+def test_ecg_ddp_run_is_reproducible_and_resumes_finished(tmp_path, monkeypatch):
+    monkeypatch.setenv("CONTRASUITE_CACHE", str(tmp_path / "cache"))
+    data_dir = tmp_path / "data"
+    write_synthetic_ptbxl(data_dir, n_records=60, seed=5, progress=False)
+    _wait(_torchrun(data_dir, tmp_path / "a", tmp_path))
+    _wait(_torchrun(data_dir, tmp_path / "b", tmp_path))
+    a, b = safe_load(tmp_path / "a" / "weights.pt"), safe_load(tmp_path / "b" / "weights.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    ma = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    mb = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert ma["macro_auc"] == mb["macro_auc"]
+    assert ma["per_label"] == mb["per_label"]
+    before = (tmp_path / "a" / "weights.pt").read_bytes()
+    _wait(_torchrun(data_dir, tmp_path / "a", tmp_path))  # finished: only reports
+    assert (tmp_path / "a" / "weights.pt").read_bytes() == before
