@@ -41,6 +41,19 @@ class Linear(Task):
         x, y = batch
         return {"mse": (self.lin(x).squeeze(-1) - y).pow(2).mean()}
 
+class Norm(Task):  # BatchNorm: each rank's running statistics come from its own half batch
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 1))
+    def training_step(self, batch):
+        x, y = batch
+        loss = (self.net(x).squeeze(-1) - y).pow(2).mean()
+        return {"loss": loss}
+    def validation_step(self, batch):
+        x, y = batch
+        return {"mse": (self.net(x).squeeze(-1) - y).pow(2).mean()}
+
 out = Path(sys.argv[1])
 g = torch.Generator().manual_seed(0)
 x = torch.randn(64, 3, generator=g)
@@ -59,6 +72,12 @@ for name, batch, accumulate in (("plain", 8, 1), ("accumulate", 4, 2)):
     rank = dist.get_rank()
     torch.save(task.state_dict(), out / f"{name}.rank{rank}.pt")
     (out / f"{name}.metrics.rank{rank}.json").write_text(json.dumps(metrics))
+sampler = DistributedSampler(data, num_replicas=int(os.environ["WORLD_SIZE"]),
+                             rank=int(os.environ["RANK"]), shuffle=True, seed=0)
+task = Norm()
+Trainer(cfg, out / "bn").fit(task, DataLoader(data, batch_size=8, sampler=sampler),
+                             DataLoader(data, batch_size=16))
+torch.save(task.state_dict(), out / f"bn.rank{dist.get_rank()}.pt")
 """
 
 
@@ -128,5 +147,13 @@ def test_trainer_under_two_gloo_processes(tmp_path):
         assert json.loads((run / "metrics.json").read_text()) == m0
         assert m0["mse"] == pytest.approx(single_metrics["mse"], rel=1e-4)
         assert m0["train/loss"] == pytest.approx(single_metrics["train/loss"], rel=1e-4)
+    # BatchNorm: every rank ends with rank 0's running statistics, which weights.pt holds
+    rank0 = torch.load(out / "bn.rank0.pt", weights_only=True)
+    rank1 = torch.load(out / "bn.rank1.pt", weights_only=True)
+    weights = torch.load(out / "bn" / "weights.pt", weights_only=True)
+    assert "net.1.running_mean" in rank0
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+        assert torch.equal(weights[key], rank0[key]), key
     # only rank 0 writes: no stray temporary files from a second writer
     assert not [p for p in out.rglob("*.tmp")]
