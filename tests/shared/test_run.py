@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pytest
@@ -155,10 +156,10 @@ def _two_ranks_share_one_run(rank, world):
     import torch.distributed as dist
 
     root = os.environ["CONTRASUITE_TEST_RUN_BASE"]
-    args = {"domain": "toy", "command": "train", "config": {"lr": 0.1}}
+    args: dict[str, Any] = {"domain": "toy", "command": "train", "config": {"lr": 0.1}}
     run = RunFolder.prepare(f"{root}/run", **args)
     run.create()  # rank 0 writes; the barrier lets every rank see the folder
-    seen = [None] * world
+    seen: list[Any] = [None] * world
     dist.all_gather_object(seen, (run.run_id, run.resumed, (run.path / MARKER).is_file()))
     assert seen[0] == seen[1] == (seen[0][0], False, True), seen
     run.mark_finished("stage1")
