@@ -869,7 +869,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "sr evaluate --run of ecg": (
         ["sr", "evaluate", "--run", "{W}/run_ecg", "--data-dir", "{W}/srdata"],
-        ["--run {W}/run_ecg holds a ecg train run"],
+        ["--run {W}/run_ecg holds an ecg train run"],
     ),
     "sr evaluate: a .jpg that is HTML": (
         ["sr", "evaluate", "--run", "{W}/sr_real", "--data-dir", "{W}/sr_fakejpg"],
