@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from torch import Tensor, nn
@@ -24,6 +24,7 @@ from shared.errors import InputError
 from shared.io import read_json
 from shared.training import Trainer
 from shared.training.run import RunFolder, data_fingerprint
+from shared.training.trainer import seed_everything
 from vision.sr.config import SRConfig
 from vision.sr.data import (
     ImagePair,
@@ -133,6 +134,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
             len(train_pairs),
             len(val_pairs),
         )
+        seed_everything(cfg.trainer.seed)  # the initial weights depend on the seed only
         pre = SRTask(EDSR.from_size(cfg.data.scale, cfg.model.size, cfg.model.res_scale))
         pre_cfg = dataclasses.replace(cfg.trainer, epochs=cfg.pretrain.epochs, lr=cfg.pretrain.lr)
         stages["pretrain"] = Trainer(
@@ -141,11 +143,12 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
         run.mark_finished("pretrain", **stages["pretrain"])
         start = {k: v.detach().clone() for k, v in pre.model.state_dict().items()}
         for name in ("pcl", "l1"):
-            model = models[name]
+            model = cast(EDSR, models[name])
             model.load_state_dict(start)
             pcl = cfg.pcl if name == "pcl" else None
             d_lr = cfg.pcl.d_lr if cfg.pcl.d_lr is not None else cfg.trainer.lr
-            task = SRTask(model, pcl, d_lr)  # type: ignore[arg-type]
+            seed_everything(cfg.trainer.seed + 1)  # the discriminator's initial weights
+            task = SRTask(model, pcl, d_lr)
             callbacks = [DiscriminatorState(task)] if pcl is not None else []
             stages[name] = Trainer(
                 cfg.trainer,
