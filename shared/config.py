@@ -140,16 +140,9 @@ def config_keys(cls: type) -> list[str]:
     """Every dotted leaf key of a config dataclass, in field order.
 
     Examples:
-        >>> from dataclasses import dataclass, field
-        >>> @dataclass(frozen=True)
-        ... class Inner:
-        ...     lr: float = 0.1
-        >>> @dataclass(frozen=True)
-        ... class Outer:
-        ...     name: str = "x"
-        ...     opt: Inner = field(default_factory=Inner)
-        >>> config_keys(Outer)
-        ['name', 'opt.lr']
+        >>> from shared.training import TrainerConfig
+        >>> config_keys(TrainerConfig)[:3]
+        ['epochs', 'lr', 'optimizer']
     """
     return _leaf_paths(cls, "")
 

@@ -145,4 +145,7 @@ def test_spec_errors():
 
 def test_config_key_help_groups_sections():
     text = template.config_key_help(ToyConfig)
-    assert text.splitlines()[1].strip().startswith("model.{name,width}, data_dir, trainer.{")
+    assert " ".join(text.split()).startswith(
+        "config keys (KEY=VALUE after the options; --config FILE.yaml for many): "
+        "model.{name,width}, data_dir, trainer.{"
+    )

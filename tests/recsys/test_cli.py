@@ -239,7 +239,7 @@ def test_foreign_folder_and_refused_resume_get_one_short_line(
     ecg = RunFolder.prepare(tmp_path / "ecg_run", domain="ecg", command="train").create().path
     before = sorted(os.listdir(ecg))
     assert run("--dataset", str(data), "--out", str(ecg)) == 2
-    assert "holds a ecg train run, not a recsys evaluate run" in capsys.readouterr().err
+    assert "holds an ecg train run, not a recsys evaluate run" in capsys.readouterr().err
     assert sorted(os.listdir(ecg)) == before  # no data/, no log.txt
 
     out = tmp_path / "run"

@@ -252,7 +252,7 @@ def test_unknown_ecg_id_and_foreign_run_folders_are_input_errors(env, tmp_path, 
     # a run folder of another pipeline (a stage sub-run written by the core Trainer)
     code = main(["ecg", "explain", "--run", str(env["run"] / "fusion"), "--ecg-id", "1"])
     assert code == 2
-    assert "holds a trainer fit run, expected a ecg train run" in capsys.readouterr().err
+    assert "holds a trainer fit run, expected an ecg train run" in capsys.readouterr().err
     assert main(["ecg", "explain", "--run", str(tmp_path / "nope"), "--ecg-id", "1"]) == 2
     assert main(["ecg", "evaluate", "--run", str(env["run"] / "rhythm" / "joint")]) == 2
     with pytest.raises(InputError, match="neither"):

@@ -279,14 +279,14 @@ def test_load_run_refuses_other_domains_and_unfinished_runs(tmp_path):
     Trainer(TrainerConfig(epochs=1, progress=False), tmp_path / "other").fit(
         Mean(), torch.utils.data.DataLoader(data, batch_size=2)
     )
-    with pytest.raises(InputError, match="holds a trainer fit run, expected a ecg train run"):
+    with pytest.raises(InputError, match="holds a trainer fit run, expected an ecg train run"):
         load_run(tmp_path / "other")
     with pytest.raises(InputError, match="does not exist"):
         load_run(tmp_path / "missing")
     (tmp_path / "file").write_text("x")
     with pytest.raises(InputError, match="it is a file"):
         load_run(tmp_path / "file")
-    with pytest.raises(InputError, match="not a ecg train run"):
+    with pytest.raises(InputError, match="not an ecg train run"):
         train(ECGConfig(), tmp_path / "other")
 
 
