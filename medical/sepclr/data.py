@@ -22,6 +22,7 @@ Every problem raises :class:`shared.errors.InputError` naming the file and what 
 from __future__ import annotations
 
 import csv
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -129,7 +130,7 @@ def _load_npz(path: Path) -> ContrastiveSet:
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(f"Expected {path} to be a readable .npz file, but: {exc}") from exc
     return from_arrays(arrays, path)
 

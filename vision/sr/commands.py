@@ -16,6 +16,7 @@ from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.report import esc, html_page, html_table
 from shared.runtime import resolve_device
+from shared.training.run import check_output_path
 from vision.sr.config import DataConfig, ModelConfig, PCLConfig, PretrainConfig, SRConfig
 from vision.sr.data import ImagePair, bundled_store, check_scale
 from vision.sr.imaging import IMAGE_SUFFIXES, list_images, read_image, write_image
@@ -62,6 +63,7 @@ def upscale(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: expected a folder, but it is a file.")
+    check_output_path(out, option="--out", inputs=(args.input,))
     _, cfg, models = load_models(args.run)
     paths = _inputs(args.input)
     images = [(p, *read_image(p)) for p in paths]  # every file checked before any write

@@ -194,10 +194,16 @@ def load_models(
 
     run = RunFolder.open_existing(run_path, domain="sr", command="train", option=option)
     cfg = from_dict(SRConfig, run.config, source=f"{run.path}/config")
-    if not all(run.is_finished(s) for s in STAGES) or not (run.path / "weights.pt").is_file():
+    unfinished = [s for s in STAGES if not run.is_finished(s)]
+    if unfinished:
         raise InputError(
-            f"{option} {run.path}: the run has not finished (stages {', '.join(STAGES)}); "
-            "run the same `contrasuite sr train` command again to complete it."
+            f"{option} {run.path}: the run has not finished (stage(s) {', '.join(unfinished)} "
+            "to go); run the same `contrasuite sr train` command again to complete it."
+        )
+    if not (run.path / "weights.pt").is_file():
+        raise InputError(
+            f"{option} {run.path}: weights.pt is missing although every stage finished; run "
+            "the same `contrasuite sr train` command again to rewrite it."
         )
     models = build_models(cfg)
     try:
