@@ -229,7 +229,7 @@ def add_common_options(
     out_help: str = "run folder to write (created; an existing run there is resumed)",
     overrides: bool = True,
 ) -> None:
-    """Add the options every train/evaluate command shares (see contract.md).
+    """Add the options every train/evaluate command shares.
 
     ``--out DIR``, ``--seed N``, ``--device cpu|cuda|auto``, ``--epochs N``,
     ``--config FILE.yaml`` and trailing ``key=value`` overrides. ``--seed``, ``--device`` and

@@ -32,7 +32,7 @@ __all__ = [
     "replace",
 ]
 
-#: Metric keys of ``results.json`` (contract.md) and of the tables.
+#: Metric keys of ``results.json`` and of the tables.
 CONTRACT_METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10")
 TABLE_METRICS = ("hit@5", "hit@10", "hit@20", "ndcg@5", "ndcg@10", "ndcg@20", "mrr@10")
 

@@ -1,6 +1,6 @@
 r"""Data sets for sequential recommendation: RecBole's ml-100k, atomic-file folders, text files.
 
-Three kinds of ``--dataset`` are accepted (contract.md):
+Three kinds of ``--dataset`` are accepted:
 
 * ``ml-100k``: the copy RecBole ships in its package (``recbole/dataset_example/ml-100k``);
   nothing is downloaded.

@@ -19,7 +19,7 @@ metric with early stopping, then tested once with its best weights:
 * per-data-set defaults (methods.md 2.7): MCLRec's lambda and beta, and the transformer dropout
   (0.5; 0.1 on MovieLens).
 
-The run folder ``RUN`` gets ``config.yaml``, ``results.json`` (contract.md keys), ``results.md``,
+The run folder ``RUN`` gets ``config.yaml``, ``results.json``, ``results.md``,
 ``metrics.json`` (= results.json), ``history.csv`` (every run's epochs), ``per_user_ndcg@10.csv``,
 ``paired_tests.json``, ``valid_ndcg.png`` and one folder per model, or per model and variant
 (``RUN/<model>/seed2021_dropout0.5``): ``metrics.json``, ``history.csv``, ``settings.json``,

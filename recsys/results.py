@@ -56,7 +56,7 @@ class ModelResult:
     positions: np.ndarray | None = None
 
     def contract(self) -> dict[str, Any]:
-        """The ``results.json`` entry (contract.md keys)."""
+        """The ``results.json`` entry."""
         return {
             "test": dict(self.test),
             "valid": dict(self.valid),

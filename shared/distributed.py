@@ -9,10 +9,20 @@ tests check exactly this with two gloo processes.
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+from torch import nn
+
+from shared.errors import InputError
+
+logger = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 def is_distributed() -> bool:
@@ -116,3 +126,84 @@ def eye_rank(batch_size: int, device: torch.device | None = None) -> torch.Tenso
     mask = torch.zeros(batch_size, world_size() * batch_size, dtype=torch.bool, device=device)
     mask[rows, rows + local_offset(batch_size)] = True
     return mask
+
+
+def init_from_env(device: torch.device) -> None:
+    """Start the process group under ``torchrun`` (``WORLD_SIZE`` > 1), once.
+
+    Call it before any check or write that ranks must agree on (run folders, data caches):
+    gloo on CPU, NCCL on CUDA. Outside ``torchrun`` it does nothing.
+
+    Args:
+        device: This process's device.
+    """
+    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+
+
+def on_rank0(fn: Callable[[], _T], *, everywhere: bool = False) -> _T:
+    """Run ``fn`` on rank 0 first; then on the other ranks too, or hand them its result.
+
+    Outside a distributed run this is ``fn()``. An :class:`~shared.errors.InputError` on rank 0
+    is raised on every rank with the same message (each exits with status 2); any other
+    exception on rank 0 is re-raised there and becomes a ``RuntimeError`` on the others, so no
+    rank waits for one that stopped.
+
+    Args:
+        fn: The work: a check that writes (run folders), or loading that fills a cache.
+        everywhere: Run ``fn`` on the other ranks after rank 0 succeeded (``True``), or give
+            them rank 0's result (``False``; it must be picklable).
+
+    Returns:
+        ``fn()``'s result (rank 0's, when ``everywhere`` is ``False``).
+
+    Examples:
+        >>> on_rank0(lambda: 3)
+        3
+    """
+    if world_size() == 1:
+        return fn()
+    box: list[Any] = [None]
+    result: Any = None
+    error: BaseException | None = None
+    if is_main_process():
+        try:
+            result = fn()
+            box[0] = ("ok", None if everywhere else result)
+        except InputError as err:
+            box[0], error = ("input", str(err)), err
+        except BaseException as err:
+            box[0], error = ("other", f"{type(err).__name__}: {err}"), err
+    dist.broadcast_object_list(box, src=0)
+    if error is not None:
+        raise error
+    kind, value = box[0]
+    if kind == "input":
+        raise InputError(value)
+    if kind == "other":
+        raise RuntimeError(f"rank 0 failed ({value}).")
+    if is_main_process():
+        return result
+    return fn() if everywhere else value
+
+
+def check_ranks_agree(model: nn.Module) -> None:
+    """Under DDP: raise ``RuntimeError`` unless every rank holds exactly rank 0's weights.
+
+    Args:
+        model: The trained model (its whole ``state_dict``, buffers included, is hashed).
+
+    Raises:
+        RuntimeError: If the ranks' weights differ.
+    """
+    if world_size() == 1:
+        return
+    h = hashlib.sha1()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    digests: list[Any] = [None] * world_size()
+    dist.all_gather_object(digests, h.hexdigest())
+    if len(set(digests)) != 1:
+        raise RuntimeError(f"The ranks ended with different weights (sha1 {digests}).")
+    logger.info("all %d ranks hold the same weights (sha1 %s).", world_size(), digests[0][:12])

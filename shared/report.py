@@ -124,12 +124,14 @@ def html_link(href: str, text: str) -> str:
     return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
-def figure_to_data_uri(fig: Any, *, dpi: int = 110) -> str:
+def figure_to_data_uri(fig: Any, *, dpi: int = 110, tight: bool = True) -> str:
     """Render a matplotlib figure to a ``data:image/png;base64,...`` URI and close it.
 
     Args:
         fig: A ``matplotlib.figure.Figure``.
         dpi: Resolution of the PNG.
+        tight: Crop to the drawn content (``False`` keeps the figure's exact size, e.g. for a
+            drawing at a physical scale such as an ECG paper grid).
 
     Returns:
         The data URI, for an ``<img src=...>``.
@@ -138,7 +140,7 @@ def figure_to_data_uri(fig: Any, *, dpi: int = 110) -> str:
 
     buf = io.BytesIO()
     try:
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight" if tight else None)
     finally:
         plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")

@@ -2,6 +2,34 @@
 
 Every setting is a dotted key (``model.pooling=mean``); ``contrasuite ecg train --help`` lists
 them all, generated from these dataclasses.
+
+Where this differs from the official code (methods.md 1.9), and the option that restores the
+official behaviour where it changes results (each tested both ways):
+
+====  ===========================================================  =================================
+1.9   official code                                                here
+====  ===========================================================  =================================
+1     ResNet2D conv1 left random by a no-op "adaptation", the      no pretrained weights can be
+      rest ImageNet-initialised                                    downloaded: everything random
+2     window activations mean-pooled in training/inference but     ``model.pooling=max`` (default)
+      max-pooled for projection                                    / ``mean`` (official)
+2     scale 13 / 4 / 1 (partial / global / 1D) never rescaled      kept: ``model.similarity_scale=
+                                                                   official``; ``cosine`` option
+3     fold 9 drawn by a weighted sampler with replacement, ECGs    ``data.val_sampling=full``
+      without a branch label never drawn                           (default) / ``official``
+4     test AUROC averaged over batches of 32, absent classes       whole-fold macro and weighted
+      skipped                                                      AUROC; the official number is
+                                                                   also reported
+                                                                   (``batch_averaged_auc_official``)
+5     frozen branches put back in train mode by Lightning (BN      ``stages.frozen_eval=true``
+      statistics drift, dropout on)                                (default) / ``false``
+6     co-occurrence matrix loaded from hard-coded paths,           computed from the training
+      silently None on failure, moved to cuda in ``__init__``      labels of each run, a buffer
+7     ``pos_weight = (sum_k n_k - n_c) / n_c`` with the total      ``loss.pos_weight=samples``
+      number of label instances                                    (default) / ``label_instances``
+8, 9  label-mapping and logging oddities                           fusion targets: ``label_set``
+                                                                   columns in scp_statements order
+====  ===========================================================  =================================
 """
 
 from __future__ import annotations

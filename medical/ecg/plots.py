@@ -6,12 +6,12 @@ so a report opens offline.
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+
+from shared.report import figure_to_data_uri
 
 __all__ = ["LEADS", "MM_PER_MV", "MM_PER_S", "lead_index", "strip_png", "twelve_lead_png"]
 
@@ -69,9 +69,7 @@ def _trace(ax: Any, sig: np.ndarray, fs: float, x0: float, baseline: float) -> N
 
 
 def _png(fig: Any) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=_DPI)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return figure_to_data_uri(fig, dpi=_DPI, tight=False)
 
 
 def lead_index(lead_names: Sequence[str]) -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""ProtoECGNet training: the config, one Task per stage, and the whole multi-stage run.
+"""ProtoECGNet training: the whole multi-stage run, each stage a Task on the shared Trainer.
 
 Stages (methods.md 1.6), each its own resumable :class:`~shared.training.Trainer` run in a
 sub-folder of the run (``RUN/<branch>/<stage>/``):
@@ -55,33 +55,8 @@ process with the global batch: BatchNorm normalizes each rank's batch on its own
 SyncBatchNorm) and the shuffled order differs; the run is reproducible for a given number of
 processes.
 
-Where this differs from the official code (methods.md 1.9), and the option that restores the
-official behaviour where it changes results (each tested both ways):
-
-====  ===========================================================  =================================
-1.9   official code                                                here
-====  ===========================================================  =================================
-1     ResNet2D conv1 left random by a no-op "adaptation", the      no pretrained weights can be
-      rest ImageNet-initialised                                    downloaded: everything random
-2     window activations mean-pooled in training/inference but     ``model.pooling=max`` (default)
-      max-pooled for projection                                    / ``mean`` (official)
-2     scale 13 / 4 / 1 (partial / global / 1D) never rescaled      kept: ``model.similarity_scale=
-                                                                   official``; ``cosine`` option
-3     fold 9 drawn by a weighted sampler with replacement, ECGs    ``data.val_sampling=full``
-      without a branch label never drawn                           (default) / ``official``
-4     test AUROC averaged over batches of 32, absent classes       whole-fold macro and weighted
-      skipped                                                      AUROC; the official number is
-                                                                   also reported
-                                                                   (``batch_averaged_auc_official``)
-5     frozen branches put back in train mode by Lightning (BN      ``stages.frozen_eval=true``
-      statistics drift, dropout on)                                (default) / ``false``
-6     co-occurrence matrix loaded from hard-coded paths,           computed from the training
-      silently None on failure, moved to cuda in ``__init__``      labels of each run, a buffer
-7     ``pos_weight = (sum_k n_k - n_c) / n_c`` with the total      ``loss.pos_weight=samples``
-      number of label instances                                    (default) / ``label_instances``
-8, 9  label-mapping and logging oddities                           fusion targets: ``label_set``
-                                                                   columns in scp_statements order
-====  ===========================================================  =================================
+Where this differs from the official code, and the option that restores it: the table in
+:mod:`medical.ecg.config`.
 
 Further choices: the fusion layer reads similarities standardized with training-set
 statistics (``stages.fusion_input=standardized``; ``raw`` is the official input, see
@@ -93,9 +68,7 @@ and their fusion weights are held at 0 (``stages.prune_absent``; a no-op on the 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -103,7 +76,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import (
     DataLoader,
@@ -145,7 +117,14 @@ from medical.ecg.tasks import (
     fusion_statistics,
 )
 from shared.config import to_dict
-from shared.distributed import is_main_process, rank, world_size
+from shared.distributed import (
+    check_ranks_agree,
+    init_from_env,
+    is_main_process,
+    on_rank0,
+    rank,
+    world_size,
+)
 from shared.errors import InputError
 from shared.io import atomic_torch_save, jsonable, read_json, write_csv, write_json
 from shared.runtime import resolve_device, torch_threads
@@ -163,69 +142,8 @@ _STATE_VERSION = 2
 #: checked by fingerprint).
 SAFE_KEYS = frozenset({"data.cache", "data.cache_dir", "data.data_dir"})
 #: Loggers copied into a run folder's ``log.txt``.
-_LOGGERS = ("medical.ecg", "shared.training")
+_LOGGERS = ("medical.ecg", "shared.training", "shared.distributed")
 _T = TypeVar("_T")
-
-
-def _init_distributed(device_name: str) -> None:
-    """Start the process group under ``torchrun`` (as the Trainer would), before any check."""
-    if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        device = resolve_device(device_name)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-
-
-def _share(fn: Callable[[], _T], everywhere: bool) -> _T:
-    """Run ``fn`` on rank 0 first; then on the other ranks too, or hand them its result.
-
-    Outside a distributed run this is ``fn()``. An :class:`InputError` of rank 0 is raised on
-    every rank with the same message (each rank exits with status 2); any other exception of
-    rank 0 becomes a ``RuntimeError`` on the others, so no rank waits for one that stopped.
-
-    Args:
-        fn: The work (e.g. loading data, which fills the cache on rank 0 first).
-        everywhere: Run ``fn`` on every rank after rank 0 (``True``), or give every rank
-            rank 0's result (``False``; it must be picklable).
-    """
-    if world_size() == 1:
-        return fn()
-    box: list[Any] = [None]
-    result: Any = None
-    if is_main_process():
-        try:
-            result = fn()
-            box[0] = ("ok", None if everywhere else result)
-        except InputError as err:
-            box[0] = ("input", str(err))
-            dist.broadcast_object_list(box, src=0)
-            raise
-        except BaseException as err:
-            box[0] = ("other", f"{type(err).__name__}: {err}")
-            dist.broadcast_object_list(box, src=0)
-            raise
-    dist.broadcast_object_list(box, src=0)
-    kind, value = box[0]
-    if kind == "input":
-        raise InputError(value)
-    if kind == "other":
-        raise RuntimeError(f"rank 0 failed ({value}).")
-    if is_main_process():
-        return result
-    return fn() if everywhere else value
-
-
-def _check_ranks_agree(model: nn.Module) -> None:
-    """Under DDP: raise ``RuntimeError`` unless every rank holds exactly rank 0's weights."""
-    if world_size() == 1:
-        return
-    h = hashlib.sha1()
-    for key, value in model.state_dict().items():
-        h.update(key.encode())
-        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    digests: list[Any] = [None] * world_size()
-    dist.all_gather_object(digests, h.hexdigest())
-    if len(set(digests)) != 1:
-        raise RuntimeError(f"The ranks ended with different weights (sha1 {digests}).")
-    logger.info("all %d ranks hold the same weights (sha1 %s).", world_size(), digests[0][:12])
 
 
 def _train_loader(dataset: Dataset[Any], batch_size: int, seed: int) -> DataLoader[Any]:
@@ -687,14 +605,14 @@ def train(
             written, or holds anything but this run (another config outside
             :data:`SAFE_KEYS`, other data, another command's run, other files).
     """
-    _init_distributed(cfg.trainer.device)
+    init_from_env(resolve_device(cfg.trainer.device))
     folder = RunFolder.prepare(out, domain=DOMAIN, command="train", config=cfg, safe_keys=SAFE_KEYS)
     if folder.resumed and folder.is_finished(FINISHED) and (folder.path / "metrics.json").exists():
         logger.info("%s already finished; reporting its metrics.", folder.path)
         metrics: dict[str, Any] = read_json(folder.path / "metrics.json")
         return metrics
     if data is None:  # bad data fails before anything is written; rank 0 fills the cache
-        data = _share(
+        data = on_rank0(
             lambda: load_data(cfg.data, progress=progress and is_main_process()), everywhere=True
         )
     folder = RunFolder.prepare(
@@ -730,7 +648,7 @@ def train(
             run.run_baseline(model, all_index)
         train_seconds = time.perf_counter() - start
         model.cpu()
-        _check_ranks_agree(model)
+        check_ranks_agree(model)
         assert data is not None
 
         def finish() -> dict[str, Any]:  # rank 0 writes and evaluates, the others wait
@@ -758,7 +676,7 @@ def train(
             )
             return metrics
 
-        metrics = _share(finish, everywhere=False)
+        metrics = on_rank0(finish)
         folder.mark_finished(FINISHED)
         logger.info(
             "test fold 10: macro AUROC %.4f, weighted AUROC %.4f (%d ECGs, %d labels evaluated)",

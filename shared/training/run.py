@@ -53,7 +53,7 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,7 +63,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from shared.config import dump_yaml, to_dict
-from shared.distributed import is_main_process, world_size
+from shared.distributed import is_main_process, on_rank0, world_size
 from shared.errors import InputError
 from shared.io import (
     PathLike,
@@ -97,35 +97,6 @@ SAFE_KEYS = frozenset(
 )
 _RUN_ID_KEY = "contrasuite_run_id"
 _T = TypeVar("_T")
-
-
-def _on_rank0(fn: Callable[[], _T]) -> _T:
-    """Run ``fn`` on rank 0 only and hand its result, or its InputError, to every rank.
-
-    Outside a distributed run this is ``fn()``. An :class:`InputError` on rank 0 is raised on
-    every rank with the same message; any other exception on rank 0 is re-raised there and a
-    ``RuntimeError`` is raised on the other ranks, so no rank waits for a rank that stopped.
-    """
-    if world_size() == 1:
-        return fn()
-    box: list[Any] = [None]
-    error: BaseException | None = None
-    if is_main_process():
-        try:
-            box[0] = ("ok", fn())
-        except InputError as err:
-            box[0], error = ("input", str(err)), err
-        except BaseException as err:
-            box[0], error = ("other", f"{type(err).__name__}: {err}"), err
-    dist.broadcast_object_list(box, src=0)
-    kind, value = box[0]
-    if error is not None:
-        raise error
-    if kind == "input":
-        raise InputError(value)
-    if kind == "other":
-        raise RuntimeError(f"rank 0 failed ({value}).")
-    return value
 
 
 def _barrier() -> None:
@@ -383,7 +354,7 @@ class RunFolder:
             InputError: If the folder cannot be used; the message says why and what to do.
                 Under ``torch.distributed`` rank 0 checks and every rank gets its answer.
         """
-        marker, resumed = _on_rank0(
+        marker, resumed = on_rank0(
             lambda: cls._check(Path(path), domain, command, config, data, safe_keys, option)
         )
         return cls(Path(path), marker, resumed=resumed)
@@ -515,7 +486,7 @@ class RunFolder:
                     f"{self.path}: cannot write the run folder ({err.strerror})."
                 ) from None
 
-        _on_rank0(create)  # its broadcast is the barrier: every rank sees the folder
+        on_rank0(create)  # its broadcast is the barrier: every rank sees the folder
         return self
 
     def _write_marker(self) -> None:

@@ -32,7 +32,13 @@ import torch.distributed as dist
 from torch import Tensor, nn
 
 from shared.config import ConfigError, to_dict
-from shared.distributed import all_reduce_sum_, is_main_process, rank, world_size
+from shared.distributed import (
+    all_reduce_sum_,
+    init_from_env,
+    is_main_process,
+    rank,
+    world_size,
+)
 from shared.errors import InputError
 from shared.io import atomic_torch_save, jsonable, write_csv, write_json
 from shared.runtime import resolve_device, torch_threads
@@ -311,9 +317,8 @@ class Trainer:
                 f"A val_loader was given, but {type(task).__name__} has no validation_step()."
             )
         self.device = resolve_device(self.config.device)
-        if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-            # before the run folder's checks: under DDP rank 0 checks and creates it for all
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        # before the run folder's checks: under DDP rank 0 checks and creates it for all
+        init_from_env(self.device)
         if self.run_dir is not None:  # every check before anything is written
             self.run = RunFolder.prepare(
                 self.run_dir, domain="trainer", command="fit", config=self._run_config()
