@@ -124,7 +124,7 @@ def html_link(href: str, text: str) -> str:
     return f'<a href="{esc(href)}">{esc(text)}</a>'
 
 
-def figure_to_data_uri(fig: Any, *, dpi: int = 110, tight: bool = True) -> str:
+def figure_to_data_uri(fig: Any, *, dpi: float = 110, tight: bool = True) -> str:
     """Render a matplotlib figure to a ``data:image/png;base64,...`` URI and close it.
 
     Args:
