@@ -36,6 +36,7 @@ from typing import Any, NoReturn, TypeVar
 
 from pipelines.config_io import read_yaml
 from pipelines.registry import Registry, closest_match
+from shared.config import build_config
 from shared.domain import nonnegative_int, positive_int
 from shared.errors import InputError
 
@@ -362,35 +363,6 @@ def resolve_config(
     return cfg
 
 
-def build_config(cls: type[C], *layers: Mapping[str, Any], source: str = "config") -> C:
-    """Build ``cls`` from its defaults with nested mappings laid over them in order.
-
-    The start is ``cls()`` turned into a plain dict, so that defaults given by a parent
-    dataclass to a nested one (``trainer: TrainerConfig = field(default_factory=...)``) survive
-    a layer that sets only some of the nested keys.
-
-    Args:
-        cls: The config dataclass.
-        *layers: Nested mappings; later ones win, key by key.
-        source: Where the last layer came from, for error messages.
-
-    Returns:
-        The config.
-
-    Raises:
-        InputError: On an unknown key (naming the closest valid one) or a bad value.
-    """
-    from shared.config import from_dict, to_dict
-
-    try:
-        data = to_dict(cls())
-    except TypeError:  # a field without a default: the layers must give it
-        data = {}
-    for layer in layers:
-        data = _deep_merge(data, layer)
-    return from_dict(cls, data, source=source)
-
-
 def check_device(device: str) -> str:
     """Check that ``device`` can be used here (see :func:`shared.runtime.resolve_device`).
 
@@ -407,18 +379,6 @@ def check_device(device: str) -> str:
 
     resolve_device(device)
     return device
-
-
-def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _deep_merge(dict(out[key]), value)
-        elif isinstance(value, Mapping):
-            out[key] = _deep_merge({}, value)
-        else:
-            out[key] = value
-    return out
 
 
 def _get_key(cfg: Any, dotted: str) -> Any:

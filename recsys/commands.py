@@ -11,7 +11,7 @@ from typing import Any
 
 from recsys.config import RecsysConfig, replace
 from recsys.evaluation import ModelSummary, evaluate_models
-from shared.config import from_dict, to_dict
+from shared.config import deep_merge, from_dict, to_dict
 from shared.domain import DemoContext, DemoResult
 
 __all__ = ["DEMO_FULL", "DEMO_QUICK", "DEMO_SMOKE", "demo_step", "evaluate", "reproduce_command"]
@@ -95,16 +95,6 @@ def evaluate(args: argparse.Namespace, cfg: RecsysConfig) -> int:
     return 0
 
 
-def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def demo_step(ctx: DemoContext) -> DemoResult:
     """The demo's recommendation step: SASRec and MCLRec on ml-100k under a small budget.
 
@@ -113,11 +103,8 @@ def demo_step(ctx: DemoContext) -> DemoResult:
     """
     budget = DEMO_SMOKE if ctx.smoke else DEMO_QUICK if ctx.quick else DEMO_FULL
     data = to_dict(RecsysConfig(dataset="ml-100k", models=("SASRec", "MCLRec")))
-    data = _merge(data, budget)
-    data = _merge(
-        data, {"trainer": {"seed": ctx.seed, "device": ctx.device, "progress": ctx.progress}}
-    )
-    cfg = from_dict(RecsysConfig, data, source="demo settings")
+    runtime = {"trainer": {"seed": ctx.seed, "device": ctx.device, "progress": ctx.progress}}
+    cfg = from_dict(RecsysConfig, deep_merge(deep_merge(data, budget), runtime), source="demo")
     out = Path(ctx.out_dir)
     results = evaluate_models(cfg, out, command=reproduce_command(cfg, out))
     cells = ("hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20")

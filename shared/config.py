@@ -43,7 +43,9 @@ from shared.validation import closest
 __all__ = [
     "ConfigError",
     "apply_overrides",
+    "build_config",
     "config_keys",
+    "deep_merge",
     "dump_yaml",
     "from_dict",
     "load_config",
@@ -646,3 +648,52 @@ def dump_yaml(data: Mapping[str, Any]) -> str:
     lines: list[str] = []
     _yaml_lines(data, 0, lines)
     return "\n".join(lines) + "\n"
+
+
+def deep_merge(base: Mapping[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """``base`` with ``layer`` laid over it, nested mappings merged key by key (no mutation).
+
+    Examples:
+        >>> deep_merge({"a": {"x": 1, "y": 2}, "b": 1}, {"a": {"y": 3}})
+        {'a': {'x': 1, 'y': 3}, 'b': 1}
+    """
+    out = dict(base)
+    for key, value in layer.items():
+        if isinstance(value, Mapping):
+            current = out.get(key)
+            out[key] = deep_merge(current if isinstance(current, Mapping) else {}, value)
+        else:
+            out[key] = value
+    return out
+
+
+def build_config(cls: type[T], *layers: Mapping[str, Any], source: str = "config") -> T:
+    """Build ``cls`` from its defaults with nested mappings laid over them in order.
+
+    The start is ``cls()`` as a plain dict, so that defaults a parent dataclass gives a nested
+    one (``trainer: TrainerConfig = field(default_factory=...)``) survive a layer that sets only
+    some of the nested keys.
+
+    Args:
+        cls: The config dataclass.
+        *layers: Nested mappings; later ones win, key by key.
+        source: Where the layers came from, for error messages.
+
+    Returns:
+        The config.
+
+    Raises:
+        ConfigError: On an unknown key (naming the closest valid one) or a bad value.
+
+    Examples:
+        >>> from shared.training import TrainerConfig
+        >>> build_config(TrainerConfig, {"epochs": 3}, {"lr": 0.5}).epochs
+        3
+    """
+    try:
+        data: dict[str, Any] = to_dict(cls())
+    except TypeError:  # a field without a default: the layers must give it
+        data = {}
+    for layer in layers:
+        data = deep_merge(data, layer)
+    return from_dict(cls, data, source=source)

@@ -41,7 +41,7 @@ from typing import Any, Literal
 
 from medical.ecg.losses import LossConfig
 from medical.ecg.model import BRANCHES
-from shared.config import ConfigError, from_dict, to_dict
+from shared.config import ConfigError, build_config
 from shared.training.trainer import TrainerConfig
 
 __all__ = ["PAPER_PRESET", "DataConfig", "ECGConfig", "ModelConfig", "StageConfig", "build"]
@@ -266,16 +266,6 @@ class ECGConfig:
                 object.__setattr__(self, section, fixed)  # frozen: set once, while building
 
 
-def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def build(*layers: Mapping[str, Any], source: str = "ECG settings") -> ECGConfig:
     """An :class:`ECGConfig` from its defaults with nested mappings laid over them in order.
 
@@ -287,7 +277,4 @@ def build(*layers: Mapping[str, Any], source: str = "ECG settings") -> ECGConfig
         >>> cfg.trainer.epochs, cfg.trainer.lr, cfg.model.width
         (3, 0.0001, 8)
     """
-    data: dict[str, Any] = to_dict(ECGConfig())
-    for layer in layers:
-        data = _merge(data, layer)
-    return from_dict(ECGConfig, data, source=source)
+    return build_config(ECGConfig, *layers, source=source)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from shared.config import ConfigError, from_dict
+from shared.config import ConfigError, build_config
 from shared.training import TrainerConfig
 
 __all__ = [
@@ -333,16 +333,6 @@ SMOKE: Mapping[str, Any] = {
 }
 
 
-def _merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
-            out[key] = _merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
 def build(*layers: Mapping[str, Any], source: str = "digits settings") -> DigitsConfig:
     """A :class:`DigitsConfig` from its defaults with nested mappings laid over them in order.
 
@@ -352,7 +342,4 @@ def build(*layers: Mapping[str, Any], source: str = "digits settings") -> Digits
         >>> build({"methods": ["all"]}).methods[-1]
         'ft'
     """
-    data: dict[str, Any] = {}
-    for layer in layers:
-        data = _merge(data, layer)
-    return from_dict(DigitsConfig, data, source=source)
+    return build_config(DigitsConfig, *layers, source=source)
