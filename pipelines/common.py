@@ -37,14 +37,13 @@ from typing import Any, NoReturn, TypeVar
 from pipelines.config_io import read_yaml
 from pipelines.registry import Registry, closest_match
 from shared.config import build_config
-from shared.domain import nonnegative_int, positive_int
+from shared.domain import DEVICES, nonnegative_int, positive_int
 from shared.errors import InputError
 
 logger = logging.getLogger(__name__)
 
 PROG = "contrasuite"
 DEFAULT_SEED = 2020
-DEVICES = ("auto", "cpu", "cuda")
 
 #: Where the common CLI options land in a pipeline's config dataclass (dotted keys).
 DEFAULT_OPTION_KEYS: Mapping[str, str] = {

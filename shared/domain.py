@@ -35,16 +35,20 @@ from typing import Any
 
 __all__ = [
     "DEFAULT_SEED",
+    "DEVICES",
     "CommandSpec",
     "DemoContext",
     "DemoResult",
     "DomainSpec",
     "Option",
+    "device_option",
     "nonnegative_int",
     "positive_int",
+    "run_option",
 ]
 
 DEFAULT_SEED = 2020
+DEVICES = ("auto", "cpu", "cuda")
 
 
 def _int(text: str, low: int, what: str) -> int:
@@ -103,6 +107,34 @@ class Option:
         longs = [f for f in self.flags if f.startswith("--")]
         name = (longs or list(self.flags))[0].lstrip("-")
         return name.replace("-", "_")
+
+
+def run_option(help: str = "a run folder of this domain's train command") -> Option:
+    """``--run RUN`` (required): the run folder an evaluate/predict/explain command reads.
+
+    Examples:
+        >>> run_option().dest
+        'run'
+    """
+    return Option(("--run",), help=help, kwargs={"required": True, "metavar": "RUN"})
+
+
+def device_option(default: str | None = "auto", help: str | None = None) -> Option:
+    """``--device auto|cpu|cuda`` for commands without a config (those with one get it anyway).
+
+    Args:
+        default: The default (``None``: the run's own setting).
+        help: Help text (default: says what the default means).
+
+    Examples:
+        >>> device_option().kwargs["choices"]
+        ('auto', 'cpu', 'cuda')
+    """
+    text = help or (
+        "where to compute: cpu, cuda, or auto = cuda when available (default: "
+        + ("the run's)" if default is None else f"{default})")
+    )
+    return Option(("--device",), help=text, kwargs={"choices": DEVICES, "default": default})
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,15 @@
 
 import argparse
 
-from shared.domain import CommandSpec, DomainSpec, Option, nonnegative_int, positive_int
+from shared.domain import (
+    CommandSpec,
+    DomainSpec,
+    Option,
+    device_option,
+    nonnegative_int,
+    positive_int,
+    run_option,
+)
 
 
 def _at_least_10(text: str) -> int:
@@ -18,9 +26,7 @@ def _at_least_10(text: str) -> int:
     return value
 
 
-_RUN = Option(
-    ("--run",), help="run folder of `ecg train`", kwargs={"required": True, "metavar": "RUN"}
-)
+_RUN = run_option("run folder of `ecg train`")
 
 DOMAIN = DomainSpec(
     name="ecg",
@@ -146,11 +152,7 @@ DOMAIN = DomainSpec(
                     help="PTB-XL folder (default: the one the run was trained on)",
                     kwargs={"metavar": "DIR", "default": None},
                 ),
-                Option(
-                    ("--device",),
-                    help="where to compute (default: the run's)",
-                    kwargs={"choices": ("auto", "cpu", "cuda"), "default": None},
-                ),
+                device_option(default=None),
                 Option(
                     ("--bootstrap",),
                     help="resamples of the test ECGs for 95 %% intervals (default: 200 when the "

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from shared.domain import CommandSpec, DomainSpec, Option, nonnegative_int, positive_int
+from shared.domain import (
+    CommandSpec,
+    DomainSpec,
+    Option,
+    device_option,
+    nonnegative_int,
+    positive_int,
+    run_option,
+)
 
 __all__ = ["DOMAIN"]
 
@@ -25,14 +33,8 @@ def _triple(kind: type) -> object:
     return parse
 
 
-_DEVICE = Option(
-    ("--device",),
-    help="device (default auto: CUDA when available)",
-    kwargs={"choices": ("auto", "cpu", "cuda"), "default": "auto"},
-)
-_RUN = Option(
-    ("--run",), help="a prostate train run folder", kwargs={"required": True, "metavar": "RUN"}
-)
+_DEVICE = device_option()
+_RUN = run_option("a prostate train run folder")
 
 _TRAIN_EXAMPLES = """\
 contrasuite prostate train --out runs/dual                        # dual-path on phantoms

@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
-from shared.domain import CommandSpec, DomainSpec, Option, nonnegative_int, positive_int
+from shared.domain import (
+    CommandSpec,
+    DomainSpec,
+    Option,
+    device_option,
+    nonnegative_int,
+    positive_int,
+    run_option,
+)
 
 __all__ = ["DOMAIN"]
 
@@ -111,22 +119,14 @@ DOMAIN = DomainSpec(
             examples="contrasuite sepclr evaluate --run runs/sep\n"
             "contrasuite sepclr evaluate --run runs/sep --compare runs/simclr runs/cpca",
             options=(
-                Option(
-                    ("--run",),
-                    help="a sepclr train run folder",
-                    kwargs={"required": True, "metavar": "RUN"},
-                ),
+                run_option("a sepclr train run folder"),
                 Option(
                     ("--compare",),
                     help="other sepclr runs on the same data: a methods x probes table in "
                     "results.md",
                     kwargs={"nargs": "+", "metavar": "RUN", "default": None},
                 ),
-                Option(
-                    ("--device",),
-                    help="device (default: the run's)",
-                    kwargs={"choices": ("auto", "cpu", "cuda"), "default": None},
-                ),
+                device_option(default=None),
             ),
         ),
     ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.domain import CommandSpec, DomainSpec, Option
+from shared.domain import CommandSpec, DomainSpec, Option, device_option, run_option
 
 __all__ = ["DOMAIN"]
 
@@ -75,11 +75,7 @@ DOMAIN = DomainSpec(
             ),
             run="vision.sr.commands:upscale",
             options=(
-                Option(
-                    ("--run",),
-                    help="a finished sr train run folder",
-                    kwargs={"required": True, "metavar": "RUN"},
-                ),
+                run_option("a finished sr train run folder"),
                 Option(
                     ("--input",),
                     help="an image file or a folder of images",
@@ -100,9 +96,7 @@ DOMAIN = DomainSpec(
                     help="LR tile side in pixels (default 128; 0: whole image)",
                     kwargs={"type": int, "default": 128, "metavar": "N"},
                 ),
-                Option(
-                    ("--device",), help="cpu, cuda or auto (default)", kwargs={"default": "auto"}
-                ),
+                device_option(),
             ),
         ),
         CommandSpec(
@@ -117,19 +111,13 @@ DOMAIN = DomainSpec(
             examples="contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr",
             run="vision.sr.commands:evaluate",
             options=(
-                Option(
-                    ("--run",),
-                    help="a finished sr train run folder",
-                    kwargs={"required": True, "metavar": "RUN"},
-                ),
+                run_option("a finished sr train run folder"),
                 Option(
                     ("--data-dir",),
                     help="folder of HR images, or of set folders",
                     kwargs={"required": True, "metavar": "DIR"},
                 ),
-                Option(
-                    ("--device",), help="cpu, cuda or auto (default)", kwargs={"default": "auto"}
-                ),
+                device_option(),
             ),
         ),
     ),

@@ -4,7 +4,7 @@ import statistics as st
 rows = {}
 for s in (1, 2):
     try:
-        m = json.load(open(f"/work/runs/prostate/dual_s{s}/metrics.json"))
+        m = json.load(open(f"../runs/prostate/dual_s{s}/metrics.json"))
     except FileNotFoundError:
         continue
     tabs = {"baseline": m["baseline"]["per_zone"], **m["stages"]}

@@ -4,7 +4,7 @@ import json
 import statistics as st
 from pathlib import Path
 
-root = Path("/work/runs/sr")
+root = Path("../runs/sr")
 rows: dict[tuple[str, str], dict[str, list[float]]] = {}
 seeds = []
 for s in (2020, 1, 2):

@@ -54,7 +54,7 @@ while True:  # the run's own stages (its l1 control) finish in another process
     except Exception:
         time.sleep(30)
 sets = {
-    n: load_pairs(p, cfg.data.scale, 15) for n, p in discover_sets("/work/shared/data/sr").items()
+    n: load_pairs(p, cfg.data.scale, 15) for n, p in discover_sets("../shared/data/sr").items()
 }
 result = {"weight": weight, "fit": fit, "sets": {}}
 for name, pairs in sets.items():
