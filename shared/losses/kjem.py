@@ -37,9 +37,23 @@ def _upcast(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
-def _sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Exact pairwise squared distances (zero on identical rows). (B, D), (M, D) -> (B, M)."""
-    return (a[:, None, :] - b[None, :, :]).pow(2).sum(dim=-1)
+def _sq_dist(a: torch.Tensor, b: torch.Tensor, *, same: bool = False) -> torch.Tensor:
+    r"""Pairwise squared distances by the Gram matrix. (B, D), (M, D) -> (B, M).
+
+    :math:`\|a_i\|^2 + \|b_j\|^2 - 2 a_i \cdot b_j` after centring both on the candidates' mean
+    (distances do not change; codes far from the origin lose no precision), clamped at 0
+    (rounding can make it slightly negative), with an exact 0 diagonal when ``same`` (``b`` is
+    ``a``). One matrix product instead of a (B, M, D) difference tensor: about 40x faster at
+    B = M = 1024 on a CPU (``benchmarks/bench_sepclr.py``), equal to it within float rounding.
+    """
+    center = b.detach().mean(dim=0)
+    a, b = a - center, (a - center if same else b - center)
+    sq_a = a.pow(2).sum(dim=1)
+    sq_b = sq_a if same else b.pow(2).sum(dim=1)
+    d2 = torch.addmm(sq_a[:, None] + sq_b[None, :], a, b.T, alpha=-2).clamp_min(0)
+    if same:
+        d2 = d2.masked_fill(torch.eye(len(a), dtype=torch.bool, device=a.device), 0.0)
+    return d2
 
 
 def kjem(
@@ -104,7 +118,10 @@ def kjem(
     if cands_c.shape[0] < 1:
         raise ValueError(f"Expected at least 1 candidate, but got shape {tuple(cands_c.shape)}.")
     with torch.autocast(device_type=c.device.type, enabled=False):
-        d2 = _sq_dist(_upcast(c), _upcast(cands_c)) + _sq_dist(_upcast(s), _upcast(cands_s))
+        same = c_all is None
+        d2 = _sq_dist(_upcast(c), _upcast(cands_c), same=same) + _sq_dist(
+            _upcast(s), _upcast(cands_s), same=same
+        )
         per_anchor = torch.logsumexp(-d2 / (2 * temperature), dim=1) - math.log(cands_c.shape[0])
     return reduce(per_anchor, reduction)
 
@@ -177,7 +194,7 @@ def sepclr_uniformity(x: torch.Tensor, temperature: float = 0.5) -> torch.Tensor
     with torch.autocast(device_type=x.device.type, enabled=False):
         xf = _upcast(x)
         i, j = torch.triu_indices(b, b, offset=1, device=x.device)
-        d2 = (xf[i] - xf[j]).pow(2).sum(dim=1)
+        d2 = _sq_dist(xf, xf, same=True)[i, j]
         return torch.logsumexp(-d2 / (2 * temperature), dim=0) - math.log(b * (b - 1) / 2)
 
 

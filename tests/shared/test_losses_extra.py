@@ -295,6 +295,30 @@ def test_kjem_align_uniformity_match_reference(gen, tau):
     assert sepclr_uniformity(x, tau).item() == pytest.approx(ref_uniformity(x, tau), rel=1e-12)
 
 
+def test_kjem_gram_form_float32_and_equal_rows(gen):
+    """Gram-matrix distances: float32 at SepCLR's shapes within rounding of the naive loop;
+    equal rows (the null background salient codes, translated far from 0) are 0 apart
+    and the gradient stays finite; gathered candidates (anchors inside, not identical tensors)
+    give the same values."""
+    c = torch.nn.functional.normalize(_randn(gen, 40, 8), dim=1).float()
+    s = 3.0 * _randn(gen, 40, 5).float()
+    s[::2] = 0.0  # background rows
+    c.requires_grad_()
+    out = kjem(c, s + 50.0, reduction="none")
+    torch.testing.assert_close(
+        out.double(), ref_kjem(c.double(), s.double(), 0.5), atol=2e-5, rtol=0
+    )
+    out.sum().backward()
+    assert torch.isfinite(c.grad).all()
+    cands_c = torch.cat([c.detach(), torch.zeros(3, 8)])
+    cands_s = torch.cat([s, torch.zeros(3, 5)])
+    gathered = kjem(c.detach(), s, c_all=cands_c, s_all=cands_s, reduction="none")
+    ref = ref_kjem(cands_c.double(), cands_s.double(), 0.5)[:40]
+    torch.testing.assert_close(gathered.double(), ref, atol=2e-4, rtol=0)
+    pair = torch.tensor([[1e3, 1e3], [1e3, 1e3]])  # large equal codes: no rounding residue
+    assert sepclr_uniformity(pair).item() == 0.0
+
+
 # ---------------------------------------------------------------- (b) analytic values
 
 
