@@ -138,8 +138,9 @@ def kjem_cost(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
 
         for fn in (kj, un, diff):
             fn()
-        with torch.no_grad():  # at codes this spread (unit-variance s) only j = i counts, so
-            # the gap is also checked where many kernel values matter (s scaled by 0.1)
+        # With unit-variance s only the j = i kernel term matters, so the values are also
+        # compared at 0.1 * s, where many terms of the sum do.
+        with torch.no_grad():
             gap = max((kjem(c, x) - kjem_difference(c, x)).abs().item() for x in (s, 0.1 * s))
 
         def median_ms(fn: Any) -> float:

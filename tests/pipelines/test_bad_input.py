@@ -39,16 +39,18 @@ def test_a_path_under_a_file_is_bad_input_not_an_internal_error(tmp_path, capsys
     assert blocker.read_text() == "keep me"
 
 
-def test_os_errors_on_user_paths_exit_2(monkeypatch, capsys):
+def test_os_errors_on_user_paths_exit_2(monkeypatch, capsys, tmp_path):
     import pipelines.demo as demo
 
+    locked = tmp_path / "locked"
+
     def boom(*_args, **_kwargs):
-        raise PermissionError(13, "Permission denied", "/root/locked")
+        raise PermissionError(13, "Permission denied", str(locked))
 
     monkeypatch.setattr(demo, "run_demo", boom)
-    assert main(["demo", "--out", "/root/locked"]) == 2
+    assert main(["demo", "--out", str(locked)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["contrasuite: error: /root/locked: Permission denied; choose another path."]
+    assert err == [f"contrasuite: error: {locked}: Permission denied; choose another path."]
 
 
 def test_demo_refuses_a_foreign_folder_and_a_run_folder(tmp_path, capsys):
