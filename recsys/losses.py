@@ -33,13 +33,12 @@ __all__ = ["contrastive_regularizer", "pair_info_nce", "pair_scores"]
 
 
 @functools.lru_cache(maxsize=8)
-def _masks(n: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
-    """For 2n stacked rows: (partner index, positive mask, self mask); cached per size."""
+def _masks(n: int, device: torch.device) -> tuple[Tensor, Tensor]:
+    """For 2n stacked rows: (partner index, mask of self and partner); cached per size."""
     rows = torch.arange(2 * n, device=device)
     partner = (rows + n) % (2 * n)
     eye = torch.eye(2 * n, dtype=torch.bool, device=device)
-    positive = eye.roll(n, dims=1)
-    return partner, positive, eye
+    return partner, eye | eye.roll(n, dims=1)
 
 
 def _stack(a: Tensor, b: Tensor) -> Tensor:
@@ -96,10 +95,10 @@ def pair_scores(a: Tensor, b: Tensor, temperature: float = 1.0) -> tuple[Tensor,
     check_positive(temperature, "temperature")
     z = _stack(a, b)
     n2 = z.shape[0]
-    partner, positive_mask, eye = _masks(a.shape[0], z.device)
+    partner, not_negative = _masks(a.shape[0], z.device)
     sim = (z @ z.T) / temperature
     positive = sim.gather(1, partner[:, None])[:, 0]
-    negative = sim[~(eye | positive_mask)].view(n2, n2 - 2)
+    negative = sim[~not_negative].view(n2, n2 - 2)
     return positive, negative
 
 
@@ -109,9 +108,10 @@ def contrastive_regularizer(a: Tensor, b: Tensor, temperature: float = 1.0) -> T
     Since ``m^ax_i`` is at least every negative of row ``i``, the second term has no active
     ReLU and is linear: ``sum_j (m^ax_i - f^-_ij) = (2B - 2) m^ax_i - (rowsum_i - f_ii - f^+_i)``
     with ``rowsum_i = z_i . sum_k z_k / tau``, and the first is ``[f^+_i - max_j f^-_ij]_+``.
-    Only the hardest negative needs the (2B, 2B) score matrix: the same values and gradients
-    as the definition on the (2B, 2B - 2) negatives (tested against it), with far fewer
-    (2B, 2B) operations.
+    Only the hardest negative needs the (2B, 2B) score matrix, and only its index (without
+    gradient; its score is then recomputed as one row product): the same values and
+    gradients as the definition on the (2B, 2B - 2) negatives (tested against it), with one
+    (2B, 2B) product and no (2B, 2B) backward.
 
     Args:
         a: First view. Shape: (B, D), float, B >= 2.
@@ -134,13 +134,17 @@ def contrastive_regularizer(a: Tensor, b: Tensor, temperature: float = 1.0) -> T
         raise ValueError(f"Expected `a` to have at least 2 rows, but got {a.shape[0]}.")
     z = _stack(a, b)
     n2 = z.shape[0]
-    partner, positive_mask, eye = _masks(a.shape[0], z.device)
+    partner, not_negative = _masks(a.shape[0], z.device)
     scaled = z * (1.0 / temperature)
-    sim = scaled @ z.T
+    # The hardest negative's index needs no gradient; its score is then one row product, and
+    # the max's gradient (onto that one entry) flows through it: no (2B, 2B) autograd graph.
+    with torch.no_grad():
+        sim = scaled @ z.T
+        hardest_index = sim.masked_fill_(not_negative, -math.inf).argmax(dim=1)
+    hardest = (scaled * z[hardest_index]).sum(dim=1)
     positive = (scaled * z[partner]).sum(dim=1)
     own = (scaled * z).sum(dim=1)
     rowsum = scaled @ z.sum(dim=0)
-    hardest = sim.masked_fill(eye | positive_mask, -math.inf).max(dim=1).values
     high = torch.maximum(positive, hardest)
     negatives = rowsum - own - positive
     pulled = (n2 - 2) * high.sum() - negatives.sum()
