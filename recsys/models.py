@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from recsys.augment import Views, augment_pair
 from recsys.encoder import sasrec_encode
 from recsys.losses import contrastive_regularizer, pair_info_nce
+from shared.losses import embedding_cross_entropy
 
 __all__ = ["MIN_CONTRAST_BATCH", "Augmenter", "CL4SRec", "DuoRec", "MCLRec", "Step"]
 
@@ -142,9 +143,14 @@ class CL4SRec(SASRec):
         )
 
     def rec_loss(self, seq_output: Tensor, interaction: Any) -> Tensor:
-        """Cross-entropy of the next item over all items (tied item embeddings)."""
-        logits = seq_output @ self.item_embedding.weight.T
-        return F.cross_entropy(logits, interaction[self.POS_ITEM_ID])
+        """Cross-entropy of the next item over all items (tied item embeddings).
+
+        :func:`shared.losses.embedding_cross_entropy`: ``F.cross_entropy`` of the logits
+        ``seq_output @ item_embedding.T`` on the core's fused log-sum-exp (tested equal).
+        """
+        return embedding_cross_entropy(
+            seq_output, self.item_embedding.weight, interaction[self.POS_ITEM_ID]
+        )
 
     def _info_nce(self, a: Tensor, b: Tensor) -> Tensor:
         return pair_info_nce(a, b, self.tau, normalize=self.sim == "cos")
@@ -436,7 +442,7 @@ class DuoRec(SASRec):
         encoded = torch.cat([s for s, _ in batch]), torch.cat([n for _, n in batch])
         parts = list(self.forward(*encoded).split(seq.shape[0]))
         h = parts[0]
-        rec = F.cross_entropy(h @ self.item_embedding.weight.T, interaction[self.POS_ITEM_ID])
+        rec = embedding_cross_entropy(h, self.item_embedding.weight, interaction[self.POS_ITEM_ID])
         zero = rec.new_zeros(())
         terms = {"loss/rec": rec, "loss/un": zero, "loss/su": zero}
         if seq.shape[0] >= MIN_CONTRAST_BATCH:

@@ -10,7 +10,16 @@ from shared.losses.feature_transform import (
     positive_extrapolation,
     sample_feature_transform,
 )
-from shared.losses.functional import alignment, dcl, dclw, info_nce, nt_xent, sup_con, uniformity
+from shared.losses.functional import (
+    alignment,
+    dcl,
+    dclw,
+    embedding_cross_entropy,
+    info_nce,
+    nt_xent,
+    sup_con,
+    uniformity,
+)
 from shared.losses.kjem import KJEMLoss, SepCLRUniformityLoss, kjem, sepclr_align, sepclr_uniformity
 from shared.losses.modules import (
     AlignmentLoss,
@@ -44,6 +53,7 @@ __all__ = [
     "cacr",
     "dcl",
     "dclw",
+    "embedding_cross_entropy",
     "feature_transform",
     "feature_transform_info_nce",
     "info_nce",
