@@ -36,14 +36,17 @@ Beauty); the fast path >= 1.5x faster than RecBole's SASRec with equal metrics. 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,21 +79,102 @@ def log(msg: str) -> None:
 
 
 def _model_and_trainer(
-    name: str, cfg: RecsysConfig, source: Any, data: Any, run_dir: Path
+    name: str,
+    cfg: RecsysConfig,
+    source: Any,
+    data: Any,
+    run_dir: Path,
+    revision: Revision | None = None,
 ) -> tuple[Any, RecTrainer]:
-    base = name.split("+")[0].split("/")[0]
+    base = name.split("+")[0].split("/")[0].split("@")[0]
     spec = MODELS[base]
     settings = recbole_settings(cfg, base, dataset_profile(source.name))
     if name.endswith("/recbole-encoder"):
         settings["fast_encoder"] = False
     config = build_config(spec.model, source, settings, checkpoint_dir=run_dir, device="cpu")
     torch.manual_seed(0)
-    model = spec.model(config, data.dataset)
-    trainer = spec.trainer(config, model, run_dir=run_dir / name.replace("/", "_"), progress=False)
+    model_class = spec.model
+    if revision is not None and "@" in name and base == "FastSASRec":
+        model_class = revision.encoder.FastSASRec
+    model = model_class(config, data.dataset)
+    folder = name.replace("/", "_").replace("@", "_at_")
+    trainer = spec.trainer(config, model, run_dir=run_dir / folder, progress=False)
     return model, trainer
 
 
-def _step_fn(name: str, model: Any, trainer: RecTrainer) -> Callable[[Any], None]:
+class Revision:
+    """The hot paths of an earlier commit, swapped in around a step (``--before REV``).
+
+    ``recsys/encoder.py`` and ``recsys/losses.py`` are loaded from ``git show REV:...`` as
+    modules of their own; an ``@REV`` FastSASRec is that encoder's class, and an ``@REV``
+    MCLRec runs today's model with REV's forward pass, InfoNCE and R, RecBole's
+    ``F.cross_entropy`` when REV predates ``embedding_cross_entropy``, and the three-pass
+    schedule (:meth:`MCLRecTrainer.train_step_reference`) when REV's trainer had no other.
+    Other changes since REV are not reverted.
+    """
+
+    def __init__(self, rev: str) -> None:
+        self.rev = rev
+        root = Path(__file__).resolve().parents[1]
+        self.encoder = self._load(root, "recsys/encoder.py")
+        self.losses = self._load(root, "recsys/losses.py")
+        models_text = self._show(root, "recsys/models.py")
+        old_ce = "embedding_cross_entropy" not in models_text
+        #: REV's MCLRec trainer ran three encoder passes per batch (no reuse of the forward).
+        self.three_pass = "train_step_reference" not in self._show(root, "recsys/trainer.py")
+        self.patches: dict[str, Any] = {
+            "sasrec_encode": self.encoder.sasrec_encode,
+            "contrastive_regularizer": self.losses.contrastive_regularizer,
+            "pair_info_nce": self.losses.pair_info_nce,
+        }
+        if old_ce:
+            self.patches["embedding_cross_entropy"] = _recbole_cross_entropy
+
+    def _show(self, root: Path, path: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(root), "show", f"{self.rev}:{path}"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+
+    def _load(self, root: Path, path: str) -> types.ModuleType:
+        name = f"_rev_{self.rev}_{Path(path).stem}"
+        module = types.ModuleType(name)
+        exec(compile(self._show(root, path), f"{self.rev}:{path}", "exec"), module.__dict__)
+        return module
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Swap REV's functions into :mod:`recsys.models` for the duration."""
+        import recsys.models as current
+
+        saved = {k: getattr(current, k) for k in self.patches}
+        for k, v in self.patches.items():
+            setattr(current, k, v)
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                setattr(current, k, v)
+
+
+def _recbole_cross_entropy(queries: Any, weight: Any, targets: Any) -> Any:
+    return torch.nn.functional.cross_entropy(queries @ weight.T, targets)
+
+
+def _step_fn(
+    name: str, model: Any, trainer: RecTrainer, revision: Revision | None = None
+) -> Callable[[Any], None]:
+    if revision is not None and "@" in name:
+        base = name.split("@")[0]
+        if base == "MCLRec" and revision.three_pass:
+            base = "MCLRec/reference-step"
+        inner = _step_fn(base, model, trainer)
+
+        def at_revision(batch: Any) -> None:
+            with revision.active():
+                inner(batch)
+
+        return at_revision
     if isinstance(trainer, MCLRecTrainer) and not trainer.joint:
         mcl = trainer
         reference = name.endswith("/reference-step")
@@ -118,8 +202,15 @@ def bench_steps(
     rounds: int,
     work: Path,
     step_models: tuple[str, ...] = STEP_MODELS,
+    revision: Revision | None = None,
 ) -> dict[str, Any]:
-    """Interleaved per-batch training times and one validation pass per model."""
+    """Interleaved per-batch training times and one validation pass per model.
+
+    With ``revision``, ``FastSASRec@REV`` and ``MCLRec@REV`` (see :class:`Revision`) run in the
+    same rounds, so that the speed-ups since REV are measured like the ratios.
+    """
+    if revision is not None:
+        step_models += tuple(f"{m}@{revision.rev}" for m in ("FastSASRec", "MCLRec"))
     cfg = RecsysConfig(dataset=dataset)
     source = resolve_dataset(dataset, work)
     settings = recbole_settings(cfg, "SASRec", dataset_profile(source.name))
@@ -135,9 +226,9 @@ def bench_steps(
     steps: dict[str, Callable[[Any], None]] = {}
     trainers: dict[str, RecTrainer] = {}
     for name in step_models:
-        model, trainer = _model_and_trainer(name, cfg, source, train, work)
+        model, trainer = _model_and_trainer(name, cfg, source, train, work, revision)
         model.train()
-        steps[name] = _step_fn(name, model, trainer)
+        steps[name] = _step_fn(name, model, trainer, revision)
         trainers[name] = trainer
     # Interleaved per batch (every model takes the same batch in turn), so that a machine busy
     # with other jobs slows the models alike; the median over rounds x batches is reported.
@@ -167,7 +258,9 @@ def bench_steps(
         median = statistics.median(times[name])
         trainer = trainers[name]
         start = time.perf_counter()
-        trainer.evaluate(valid, load_best_model=False, phase="valid")
+        at_revision = revision is not None and "@" in name
+        with revision.active() if revision and at_revision else contextlib.nullcontext():
+            trainer.evaluate(valid, load_best_model=False, phase="valid")
         models[name] = {
             "step_seconds_median": round(median, 4),
             "step_seconds_quartiles": [
@@ -194,6 +287,16 @@ def bench_steps(
         "SASRec_over_FastSASRec": ratio("SASRec", "FastSASRec"),
         "anomaly_over_SASRec": ratio("SASRec+anomaly", "SASRec"),
     }
+    if revision is not None:
+        rev = revision.rev
+        out["ratios"].update(
+            {
+                f"MCLRec_speedup_since_{rev}": ratio(f"MCLRec@{rev}", "MCLRec"),
+                f"FastSASRec_speedup_since_{rev}": ratio(f"FastSASRec@{rev}", "FastSASRec"),
+                f"MCLRec@{rev}_over_FastSASRec@{rev}": ratio(f"MCLRec@{rev}", f"FastSASRec@{rev}"),
+                f"MCLRec_over_FastSASRec@{rev}": ratio("MCLRec", f"FastSASRec@{rev}"),
+            }
+        )
     return out
 
 
@@ -240,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--skip-steps", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--before",
+        default=None,
+        metavar="REV",
+        help="steps part: also time FastSASRec and MCLRec with the encoder, InfoNCE, R and "
+        "cross-entropy of git revision REV, interleaved with today's (speed-ups since REV)",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads: expected a positive number, got {args.threads}")
@@ -263,8 +373,14 @@ def main(argv: list[str] | None = None) -> int:
             unknown = [m for m in step_models if m not in STEP_MODELS]
             if unknown:
                 parser.error(f"--step-models: unknown {unknown}; choose from {list(STEP_MODELS)}")
+            revision = None
+            if args.before:
+                try:
+                    revision = Revision(args.before)
+                except subprocess.CalledProcessError as err:
+                    parser.error(f"--before: git cannot show {args.before!r}: {err.stderr.strip()}")
             report["steps"] = bench_steps(
-                args.dataset, args.batches, args.rounds, Path(tmp), step_models
+                args.dataset, args.batches, args.rounds, Path(tmp), step_models, revision
             )
         if not args.skip_training:
             out = Path(args.out) if args.out else Path(tmp) / "train"

@@ -11,9 +11,11 @@ the other) but:
 * runs the **last** layer for the query at ``len - 1`` only: with causal attention no other
   position of the last layer reaches the output, so its attention output projection, residual
   LayerNorm and feed-forward network shrink from ``L`` positions to one;
-* runs the position-wise work of the other layers on the positions before ``len`` only (packed):
-  later positions are padding that never reaches the output (17% of the positions are items in
-  Beauty's training sequences, 78% in ml-100k's);
+* runs the position-wise work of the other layers on the positions before ``len`` that hold an
+  item only (packed): later positions are padding, and a masked item (id 0) is a masked key in
+  every layer, so neither reaches the output unless it is the last position (17% of the
+  positions are items in Beauty's training sequences, 78% in ml-100k's; the mask
+  augmentation empties half of a view's);
 * runs attention per group of rows of similar length, each on its own longest length instead of
   50 (keys after ``len`` get weight exactly 0 either way), with the groups cut where a cost
   model says (:func:`plan_length_groups`) and gathered in one index operation;
@@ -279,8 +281,9 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
     """The sequence representation of RecBole's SASRec (output at ``len - 1``), computed faster.
 
     Position-wise work (embeddings, projections, LayerNorms, feed-forward networks) runs on the
-    packed positions ``< len`` of each row only: a position at or after ``len`` is never used
-    (it is a masked key everywhere and not the output position), so skipping it changes nothing
+    packed positions ``< len`` that hold an item, plus each row's position ``len - 1``: a
+    position at or after ``len``, or one whose item is 0 (masked), is a masked key everywhere
+    and, unless it is ``len - 1``, not the output position, so skipping it changes nothing
     that reaches the output. Attention runs on padded layouts with RecBole's mask, one per group
     of rows of similar length, each cut at its longest row (:func:`_length_groups`).
 
@@ -298,7 +301,11 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
     lengths = item_seq_len.clamp(1, length)
     positions = torch.arange(length, device=device)
     rows = torch.arange(batch, device=device)
-    flat = _packed_positions(positions[None, :] < lengths[:, None])  # (T,)
+    # Positions before len that hold an item, and each row's last position (the output).
+    # A masked item (id 0, the mask augmentation's) is a masked key in every layer, so its
+    # hidden state reaches the output only at len - 1.
+    last = positions[None, :] == (lengths - 1)[:, None]
+    flat = _packed_positions((positions[None, :] < lengths[:, None]) & (item_seq != 0) | last)
     slot = torch.full((batch * length,), -1, dtype=torch.long, device=device)
     slot[flat] = torch.arange(flat.numel(), device=device)
     ends = slot[rows * length + lengths - 1]  # packed index of each row's position len - 1
