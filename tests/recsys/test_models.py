@@ -22,9 +22,9 @@ def first_batch(train: Any, n: int = 16) -> Any:
 
 
 def odd_sequences(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The batch's sequences with holes (mask-augmentation style), a masked first position and
-    a length-1 row, to exercise fully masked attention rows (every row keeps an item, as the
-    augmentation guarantees)."""
+    """The batch's sequences with holes (mask-augmentation style), a masked first position, a
+    masked last position and a length-1 row, to exercise fully masked attention rows and the
+    packing of masked items (every row keeps an item, as the augmentation guarantees)."""
     seq, length = batch["item_id_list"].clone(), batch["item_length"].clone()
     long_rows = (length >= 3).nonzero().squeeze(1).tolist()
     a, b = long_rows[:2]
@@ -33,6 +33,8 @@ def odd_sequences(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
     c = next(r for r in range(len(length)) if r not in (a, b))
     length[c] = 1
     seq[c, 1:] = 0
+    d = next(r for r in long_rows if r not in (a, b, c))
+    seq[d, int(length[d]) - 1] = 0  # the output position itself masked: it must stay packed
     return seq, length
 
 
@@ -44,6 +46,7 @@ def test_fast_encoder_equals_recbole_forward(
     make_setup: Any, monkeypatch: pytest.MonkeyPatch, group_cost: float
 ) -> None:
     monkeypatch.setattr("recsys.encoder.GROUP_COST", group_cost)
+    monkeypatch.setattr("recsys.encoder.PACK_BUCKET", 1)  # no padding positions packed
     config, _, train, _, _ = make_setup(SASRec)
     torch.manual_seed(0)
     model = SASRec(config, train.dataset).eval()
