@@ -170,29 +170,32 @@ def embedding_cross_entropy(
     queries: torch.Tensor,
     class_embeddings: torch.Tensor,
     targets: torch.Tensor,
+    temperature: float = 1.0,
     *,
     reduction: str = "mean",
 ) -> torch.Tensor:
-    r"""Softmax cross-entropy over every class, with logits ``queries @ class_embeddings.T``.
+    r"""Softmax cross-entropy over every class, with logits ``queries @ class_embeddings.T / tau``.
 
     The same value and gradients as ``F.cross_entropy(queries @ class_embeddings.T, targets)``
     (a sequential recommender's full-ranking loss with tied item embeddings), on the fused
     log-sum-exp of the contrastive losses: one (B, C) buffer instead of the logits, their log
     softmax and its gradient, and no zero-filled (B, C) gradient. It is InfoNCE with the
     classes as candidates and the target as the one positive:
-    :math:`\ell_i = \log\sum_c e^{q_i \cdot e_c} - q_i \cdot e_{y_i}`.
+    :math:`\ell_i = \log\sum_c e^{q_i \cdot e_c / \tau} - q_i \cdot e_{y_i} / \tau`.
 
     Args:
         queries: Shape: (B, D), float.
         class_embeddings: Shape: (C, D), float.
         targets: Class index per query, in ``[0, C)``. Shape: (B,), int64.
+        temperature: :math:`\tau > 0` (1: the plain cross-entropy of a recommender).
         reduction: ``"mean"`` or ``"sum"`` over the queries, or ``"none"``.
 
     Returns:
         A scalar, or shape (B,) for ``"none"``; float32 (float64 for float64 queries).
 
     Raises:
-        ValueError: On shape mismatches, a target outside ``[0, C)`` or an unknown reduction.
+        ValueError: On shape mismatches, a target outside ``[0, C)``, ``temperature <= 0`` or
+            an unknown reduction.
 
     Examples:
         >>> q = torch.tensor([[1.0, 0.0]])
@@ -200,7 +203,7 @@ def embedding_cross_entropy(
         >>> round(embedding_cross_entropy(q, classes, torch.tensor([0])).item(), 4)  # log(1+1/e)
         0.3133
     """
-    check_reduction(reduction)
+    _check_common(temperature, reduction)
     check_ndim(queries, 2, "queries", "(B, D)")
     check_ndim(class_embeddings, 2, "class_embeddings", "(C, D)")
     check_dim(class_embeddings, 1, queries.shape[1], "class_embeddings", "(C, D)")
@@ -215,7 +218,8 @@ def embedding_cross_entropy(
             f"Expected every target in [0, {n_classes}), but got values in "
             f"[{int(targets.min())}, {int(targets.max())}]."
         )
-    per_query = masked_logsumexp(queries, class_embeddings, 1.0, positives=targets.long()[:, None])
+    positives = targets.long()[:, None]
+    per_query = masked_logsumexp(queries, class_embeddings, 1.0 / temperature, positives=positives)
     return reduce(per_query, reduction)
 
 

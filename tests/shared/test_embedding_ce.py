@@ -49,6 +49,13 @@ def test_gradients_match_f_cross_entropy_and_gradcheck(gen: torch.Generator) -> 
     assert torch.autograd.gradcheck(lambda a, b: embedding_cross_entropy(a, b, y), (q, e))
 
 
+def test_temperature_divides_the_logits(gen: torch.Generator) -> None:
+    q, e = torch.randn(5, 3, generator=gen), torch.randn(7, 3, generator=gen)
+    y = torch.tensor([0, 1, 2, 3, 6])
+    got = embedding_cross_entropy(q, e, y, 0.2)
+    torch.testing.assert_close(got, F.cross_entropy(q @ e.T / 0.2, y))
+
+
 def test_large_logits_stay_finite(gen: torch.Generator) -> None:
     q, e = torch.randn(4, 3, generator=gen) * 100, torch.randn(6, 3, generator=gen) * 100
     y = torch.tensor([1, 2, 3, 4])
@@ -77,5 +84,7 @@ def test_bad_input_names_what_was_expected(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         embedding_cross_entropy(q, e, y)
+    with pytest.raises(ValueError, match="temperature"):
+        embedding_cross_entropy(torch.randn(2, 3), torch.randn(4, 3), y[:2] * 0, 0.0)
     with pytest.raises(ValueError, match="reduction"):
         embedding_cross_entropy(torch.randn(2, 3), torch.randn(4, 3), y[:2] * 0, reduction="max")
