@@ -18,6 +18,9 @@ Two parts, one JSON document on stdout (progress on stderr):
     forward pass.
 
   ``eval_seconds``: one full-ranking validation pass (all users) per model.
+  ``cross_entropy``: forward + backward of the cross-entropy over all of the data set's items,
+  ``shared.losses.embedding_cross_entropy`` against RecBole's ``F.cross_entropy`` of the logits.
+  ``--before REV`` adds FastSASRec and MCLRec at an earlier commit (see :class:`Revision`).
 
 * ``training``: :func:`recsys.evaluation.evaluate_models` for SASRec, FastSASRec, CL4SRec and
   MCLRec with the same number of epochs (``--epochs``, optionally ``--max-batches`` per epoch):
@@ -38,6 +41,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -58,6 +62,7 @@ from recsys.data import resolve_dataset
 from recsys.evaluation import MODELS, evaluate_models, recbole_settings
 from recsys.loading import build_config, load_data
 from recsys.trainer import MCLRecTrainer, RecTrainer
+from shared.losses import embedding_cross_entropy
 
 STEP_MODELS = (
     "SASRec",
@@ -196,6 +201,11 @@ def _step_fn(
     return step
 
 
+def _quartiles(values: list[float]) -> list[float]:
+    """Quartiles; the one value three times when there is only one."""
+    return statistics.quantiles(values, n=4) if len(values) > 1 else values * 3
+
+
 def bench_steps(
     dataset: str,
     n_batches: int,
@@ -253,6 +263,7 @@ def bench_steps(
             )
     per_epoch = len(train)
     out: dict[str, Any] = {"batches_per_epoch": per_epoch, "batch_size": batches[0].length}
+    out["cross_entropy"] = bench_cross_entropy(train.dataset.item_num, batches[0].length)
     models: dict[str, Any] = {}
     for name in step_models:
         median = statistics.median(times[name])
@@ -263,9 +274,7 @@ def bench_steps(
             trainer.evaluate(valid, load_best_model=False, phase="valid")
         models[name] = {
             "step_seconds_median": round(median, 4),
-            "step_seconds_quartiles": [
-                round(float(q), 4) for q in statistics.quantiles(times[name], n=4)
-            ],
+            "step_seconds_quartiles": [round(float(q), 4) for q in _quartiles(times[name])],
             "epoch_seconds_est": round(median * per_epoch, 1),
             "eval_seconds": round(time.perf_counter() - start, 3),
         }
@@ -298,6 +307,44 @@ def bench_steps(
             }
         )
     return out
+
+
+def bench_cross_entropy(
+    n_items: int, batch: int = 256, dim: int = 64, repeats: int = 30
+) -> dict[str, Any]:
+    """Forward + backward of the full cross-entropy: ours against RecBole's, interleaved.
+
+    Ours is :func:`shared.losses.embedding_cross_entropy`; RecBole's SASRec computes
+    ``F.cross_entropy(seq_output @ item_embedding.T, targets)``. Same inputs, values checked.
+    """
+    gen = torch.Generator().manual_seed(0)
+    weight = torch.randn(n_items, dim, generator=gen).requires_grad_()
+    queries = torch.randn(batch, dim, generator=gen).requires_grad_()
+    targets = torch.randint(0, n_items, (batch,), generator=gen)
+    cases = {
+        "ours": lambda: embedding_cross_entropy(queries, weight, targets),
+        "recbole": lambda: torch.nn.functional.cross_entropy(queries @ weight.T, targets),
+    }
+    with torch.no_grad():
+        values = {k: float(f()) for k, f in cases.items()}
+    times: dict[str, list[float]] = {k: [] for k in cases}
+    for r in range(repeats + 3):
+        for name, f in cases.items():
+            weight.grad = queries.grad = None
+            start = time.perf_counter()
+            f().backward()
+            if r >= 3:
+                times[name].append(time.perf_counter() - start)
+    ms = {k: round(statistics.median(v) * 1e3, 2) for k, v in times.items()}
+    return {
+        "shape": {"batch": batch, "dim": dim, "items": n_items},
+        "forward_backward_ms": ms,
+        "forward_backward_ms_quartiles": {
+            k: [round(q * 1e3, 2) for q in _quartiles(v)] for k, v in times.items()
+        },
+        "recbole_over_ours": round(ms["recbole"] / ms["ours"], 2),
+        "values_agree": math.isclose(values["ours"], values["recbole"], rel_tol=1e-5),
+    }
 
 
 def bench_training(
