@@ -305,7 +305,8 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
     # A masked item (id 0, the mask augmentation's) is a masked key in every layer, so its
     # hidden state reaches the output only at len - 1.
     last = positions[None, :] == (lengths - 1)[:, None]
-    flat = _packed_positions((positions[None, :] < lengths[:, None]) & (item_seq != 0) | last)
+    holds_item = (positions[None, :] < lengths[:, None]) & (item_seq != 0)
+    flat = _packed_positions(holds_item | last)  # (T,)
     slot = torch.full((batch * length,), -1, dtype=torch.long, device=device)
     slot[flat] = torch.arange(flat.numel(), device=device)
     ends = slot[rows * length + lengths - 1]  # packed index of each row's position len - 1
