@@ -1,6 +1,7 @@
 """The InfoNCE family as pure functions.
 
-NT-Xent, general InfoNCE, SupCon, DCL/DCLW, and Wang & Isola's alignment and uniformity.
+NT-Xent, general InfoNCE, SupCon, DCL/DCLW, Wang & Isola's alignment and uniformity, and the
+full-softmax cross-entropy over class embeddings on the same fused log-sum-exp.
 
 Every function computes its logits once, masks what the method excludes with ``-inf`` and takes
 a log-sum-exp (``F.cross_entropy`` where each anchor has one positive), so it stays finite for
