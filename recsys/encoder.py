@@ -220,12 +220,17 @@ class _Layout(NamedTuple):
 
     groups: list[_Group]
     order: Tensor  # (B,) batch rows in group order
-    gather: Tensor  # (P,) packed index of each layout position, T (a zero row) for padding
+    gather: Tensor  # (P,) packed index of each layout position; 0 (any row) for padding
     src: Tensor  # (V,) layout positions that hold a packed token
     dest: Tensor  # (V,) their packed indices
 
     def split(self, packed: Tensor) -> list[Tensor]:
-        """Gather packed rows (T + 1, C) into each group's layout (B_g, L_g, C), in one index."""
+        """Gather packed rows (T, C) into each group's layout (B_g, L_g, C), in one index.
+
+        A padding position of a layout holds a copy of packed row 0: as a key it is masked
+        (weight exactly 0 after the softmax, so its value adds exactly 0 and gets no gradient),
+        and as a query its output is never scattered back.
+        """
         flat = packed[self.gather].split([g.rows * g.span for g in self.groups])
         return [f.view(g.rows, g.span, -1) for f, g in zip(flat, self.groups, strict=True)]
 
@@ -236,7 +241,7 @@ class _Layout(NamedTuple):
 
 
 def _length_groups(
-    item_seq: Tensor, lengths: Tensor, slot: Tensor, n_tokens: int, dtype: torch.dtype, hidden: int
+    item_seq: Tensor, lengths: Tensor, slot: Tensor, dtype: torch.dtype, hidden: int
 ) -> _Layout:
     """Split the rows by length so that attention runs on each group's own length.
 
@@ -267,14 +272,10 @@ def _length_groups(
     return _Layout(
         groups=groups,
         order=order,
-        gather=torch.where(valid, index, torch.full_like(index, n_tokens)),
+        gather=torch.where(valid, index, torch.zeros_like(index)),
         src=valid.nonzero().squeeze(1),
         dest=index[valid],
     )
-
-
-def _with_zero_row(x: Tensor) -> Tensor:
-    return torch.cat([x, x.new_zeros(1, x.shape[-1])])
 
 
 def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tensor:
@@ -313,7 +314,7 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
 
     x = model.item_embedding(item_seq.view(-1)[flat]) + model.position_embedding(flat % length)
     x = fast_dropout(model.LayerNorm(x), model.dropout.p, training)  # (T, H)
-    layout = _length_groups(item_seq, lengths, slot, flat.numel(), x.dtype, x.shape[-1])
+    layout = _length_groups(item_seq, lengths, slot, x.dtype, x.shape[-1])
     groups = layout.groups
     gelu = getattr(model, "hidden_act", "gelu") == "gelu"
     layers = list(model.trm_encoder.layer)
@@ -323,7 +324,7 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
         if i < len(layers) - 1:
             weight = torch.cat([attn.query.weight, attn.key.weight, attn.value.weight])
             bias = torch.cat([attn.query.bias, attn.key.bias, attn.value.bias])
-            qkv = _with_zero_row(F.linear(x, weight, bias))  # (T + 1, 3H)
+            qkv = F.linear(x, weight, bias)  # (T, 3H)
             parts = []
             for g, grouped in zip(groups, layout.split(qkv), strict=True):
                 q, k, v = grouped.split(size, dim=-1)  # (B_g, L_g, H) each
@@ -333,7 +334,7 @@ def sasrec_encode(model: SASRec, item_seq: Tensor, item_seq_len: Tensor) -> Tens
         else:
             weight = torch.cat([attn.key.weight, attn.value.weight])
             bias = torch.cat([attn.key.bias, attn.value.bias])
-            kv = _with_zero_row(F.linear(x, weight, bias))  # (T + 1, 2H)
+            kv = F.linear(x, weight, bias)  # (T, 2H)
             query_in = x.index_select(0, ends)  # (B, H)
             q = attn.query(query_in).index_select(0, layout.order)  # rows in group order
             parts = []
