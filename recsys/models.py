@@ -20,7 +20,8 @@ items, same initialisation) with the stochastic augmentation of :mod:`recsys.aug
   The alternating update lives in :class:`recsys.trainer.MCLRecTrainer`; ``calculate_loss`` is
   the joint variant (MCLRec-J: one optimizer over every parameter).
 
-Every InfoNCE is :func:`shared.losses.info_nce` (through :func:`recsys.losses.pair_info_nce`).
+Every InfoNCE is :func:`shared.losses.info_nce` (through :func:`recsys.losses.pair_info_nce`), and
+the cross-entropy over all items is :func:`shared.losses.embedding_cross_entropy`.
 Settings are read from RecBole's config: ``cl_weight`` (lambda), ``beta``, ``tau``, ``sim``
 (``"dot"``/``"cos"``), ``crop_keep``, ``mask_ratio``, ``reorder_ratio``, ``regularizer``,
 ``fast_encoder`` and ``augmenter_dims``.
