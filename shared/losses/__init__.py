@@ -2,6 +2,7 @@
 
 from shared.losses.amcl import AMCLLoss, AMCLProjectionHeads, amcl, amcl_omega
 from shared.losses.cacr import CACRLoss, cacr
+from shared.losses.cross_entropy import embedding_cross_entropy
 from shared.losses.feature_transform import (
     FeatureTransformLoss,
     feature_transform,
@@ -14,7 +15,6 @@ from shared.losses.functional import (
     alignment,
     dcl,
     dclw,
-    embedding_cross_entropy,
     info_nce,
     nt_xent,
     sup_con,
