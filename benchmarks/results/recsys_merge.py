@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("runs", nargs="+", type=Path)
     parser.add_argument("--against", default=None, help="reference models (default: the first)")
     args = parser.parse_args(argv)
+    for run in args.runs:
+        if not (run / "results.json").is_file():
+            parser.error(f"{run}: expected a recsys evaluate folder with results.json")
     results, per_user = load(args.runs)
     if not results:
         parser.error("no finished model in " + ", ".join(map(str, args.runs)))
