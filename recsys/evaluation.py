@@ -12,8 +12,10 @@ metric with early stopping, then tested once with its best weights:
   of MCLRec's two encoder updates per batch: MCLRec with beta = lambda = 0, i.e. SASRec with two
   Adam steps per batch in MCLRec's trainer), ``CL4SRec``, ``DuoRec``, ``MCLRec`` (alternating
   update) and ``MCLRec-J`` (joint update);
-* seeds: every model runs once per seed of ``seeds``; the tables give mean +- std and a paired
-  test of each model against the first one over the test users (:mod:`recsys.stats`);
+* seeds: every model runs once per seed of ``seeds``, seed by seed (every model at the first
+  seed, then every model at the next, so a stopped run already has a whole table); the tables
+  give mean +- std and a paired test of each model against the first one over the test users
+  (:mod:`recsys.stats`);
 * dropout selection: with ``encoder.dropout_grid`` every model with a dropout setting runs once
   per value, and the value with the best validation metric (mean over the seeds) is reported;
 * per-data-set defaults (methods.md 2.7): MCLRec's lambda and beta, and the transformer dropout
@@ -415,7 +417,7 @@ def evaluate_models(
     cfg: RecsysConfig,
     out: str | Path,
     *,
-    on_model_done: Callable[[ModelSummary], None] | None = None,
+    on_round_done: Callable[[int, dict[str, ModelSummary]], None] | None = None,
     command: str | None = None,
 ) -> dict[str, ModelSummary]:
     """Train and test every model of ``cfg`` (per seed and dropout); write the run folder.
@@ -423,7 +425,8 @@ def evaluate_models(
     Args:
         cfg: The evaluation config.
         out: The run folder (created; an earlier run with the same settings is resumed).
-        on_model_done: Called after each model (all its seeds).
+        on_round_done: Called after each seed with that seed and every model's summary over the
+            seeds done so far (the reports in ``out`` are rewritten at the same time).
         command: The command line that reproduces the run, cited in ``results.md``.
 
     Returns:
@@ -444,7 +447,7 @@ def evaluate_models(
     RECBOLE_LOGGER.setLevel(logging.WARNING)  # RecBole's chatter stays out of log.txt
     try:
         with folder.logging("recsys"):
-            return _evaluate(cfg, folder, on_model_done, command)
+            return _evaluate(cfg, folder, on_round_done, command)
     finally:
         RECBOLE_LOGGER.setLevel(level)
 
@@ -452,7 +455,7 @@ def evaluate_models(
 def _evaluate(
     cfg: RecsysConfig,
     folder: RunFolder,
-    on_model_done: Callable[[ModelSummary], None] | None,
+    on_round_done: Callable[[int, dict[str, ModelSummary]], None] | None,
     command: str | None,
 ) -> dict[str, ModelSummary]:
     from recsys.report import write_reports
@@ -472,13 +475,17 @@ def _evaluate(
     summaries: dict[str, ModelSummary] = {}
     with torch_threads(cfg.trainer.threads):
         plan = _plan(cfg, out)
-        for name, runs in plan.items():
-            results = [_run(cfg, run, source, profile, folder) for run in runs]
-            summaries[name] = _summarize(cfg, name, results)
-            last = len(summaries) == len(plan)  # the plot once, at the end (matplotlib is slow)
+        done: dict[str, list[ModelResult]] = {name: [] for name in plan}
+        seeds = cfg.run_seeds
+        for i, seed in enumerate(seeds):  # seed-major: a whole table after the first seed
+            for name, runs in plan.items():
+                for run in (r for r in runs if r.seed == seed):
+                    done[name].append(_run(cfg, run, source, profile, folder))
+                summaries[name] = _summarize(cfg, name, done[name])
+            last = i == len(seeds) - 1  # the plot once, at the end (matplotlib is slow)
             write_reports(out, cfg, summaries, source, profile, command=command, plot=last)
-            if on_model_done is not None:
-                on_model_done(summaries[name])
+            if on_round_done is not None:
+                on_round_done(seed, dict(summaries))
     return summaries
 
 

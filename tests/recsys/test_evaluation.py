@@ -11,6 +11,7 @@ import pytest
 
 from recsys.config import RecsysConfig, replace
 from recsys.evaluation import evaluate_models
+from recsys.results import ModelSummary
 from recsys.stats import paired_test, per_user_metric
 
 from .conftest import write_sequences
@@ -25,7 +26,23 @@ def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
                  "progress": False, "threads": 1},
     )  # fmt: skip
     out = tmp_path / "run"
-    summaries = evaluate_models(cfg, out, command="contrasuite recsys evaluate ...")
+    rounds: list[tuple[int, dict[str, list[int]]]] = []
+
+    def record(seed: int, done: dict[str, ModelSummary]) -> None:
+        on_disk = json.loads((out / "results.json").read_text())  # rewritten every round
+        assert {name: e["test"]["ndcg@10"] for name, e in on_disk.items()} == pytest.approx(
+            {name: summary.test["ndcg@10"] for name, summary in done.items()}
+        )
+        rounds.append((seed, {name: sorted(summary.runs) for name, summary in done.items()}))
+
+    summaries = evaluate_models(
+        cfg, out, on_round_done=record, command="contrasuite recsys evaluate ..."
+    )
+    # seed by seed: after the first seed every model has a row (reports written each round)
+    assert rounds == [
+        (3, {"FastSASRec": [3], "DuoRec": [3]}),
+        (4, {"FastSASRec": [3, 4], "DuoRec": [3, 4]}),
+    ]
     results = json.loads((out / "results.json").read_text())
     assert list(results) == ["FastSASRec", "DuoRec"]
     for name, entry in results.items():
