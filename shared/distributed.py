@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from shared.errors import InputError
 
@@ -126,6 +127,33 @@ def eye_rank(batch_size: int, device: torch.device | None = None) -> torch.Tenso
     mask = torch.zeros(batch_size, world_size() * batch_size, dtype=torch.bool, device=device)
     mask[rows, rows + local_offset(batch_size)] = True
     return mask
+
+
+def shuffled_loader(
+    dataset: Dataset[Any], batch_size: int, *, seed: int, drop_last: bool = False, **kwargs: Any
+) -> DataLoader[Any]:
+    """Shuffled training batches of ``batch_size``; under DDP each rank's share of every epoch.
+
+    Under ``torchrun`` a :class:`~torch.utils.data.DistributedSampler` (shuffled, seeded by
+    ``seed``; the Trainer calls its ``set_epoch``) hands each rank a disjoint part of the data,
+    so the global batch is ``world_size * batch_size``; alone, the usual shuffled loader.
+
+    Args:
+        dataset: The training set.
+        batch_size: Samples per batch on each rank.
+        seed: The sampler's seed (DDP only; alone the order follows torch's RNG).
+        drop_last: Drop the last incomplete batch (every rank then takes the same batch size).
+        **kwargs: Passed on to :class:`~torch.utils.data.DataLoader` (``collate_fn`` ...).
+
+    Returns:
+        The loader.
+    """
+    if world_size() == 1:
+        return DataLoader(dataset, batch_size, shuffle=True, drop_last=drop_last, **kwargs)
+    sampler: DistributedSampler[Any] = DistributedSampler(
+        dataset, world_size(), rank(), shuffle=True, seed=seed, drop_last=drop_last
+    )
+    return DataLoader(dataset, batch_size, sampler=sampler, drop_last=drop_last, **kwargs)
 
 
 def init_from_env(device: torch.device) -> None:

@@ -79,8 +79,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import (
     DataLoader,
-    Dataset,
-    DistributedSampler,
     TensorDataset,
     WeightedRandomSampler,
 )
@@ -122,7 +120,7 @@ from shared.distributed import (
     init_from_env,
     is_main_process,
     on_rank0,
-    rank,
+    shuffled_loader,
     world_size,
 )
 from shared.errors import InputError
@@ -144,16 +142,6 @@ SAFE_KEYS = frozenset({"data.cache", "data.cache_dir", "data.data_dir"})
 #: Loggers copied into a run folder's ``log.txt``.
 _LOGGERS = ("medical.ecg", "shared.training", "shared.distributed")
 _T = TypeVar("_T")
-
-
-def _train_loader(dataset: Dataset[Any], batch_size: int, seed: int) -> DataLoader[Any]:
-    """Shuffled training batches; under DDP each rank's share (``DistributedSampler``)."""
-    if world_size() == 1:
-        return DataLoader(dataset, batch_size=batch_size, shuffle=True)
-    sampler: DistributedSampler[Any] = DistributedSampler(
-        dataset, num_replicas=world_size(), rank=rank(), shuffle=True, seed=seed
-    )
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler)
 
 
 class _Run:
@@ -256,10 +244,10 @@ class _Run:
         """Training batches and validation batches of ECGs."""
         bs = self.cfg.data.batch_size
         if world_size() > 1:
-            train_loader = _train_loader(
+            train_loader = shuffled_loader(
                 make_loader(self.data, self.train_rows, bs, shuffle=False).dataset,
                 bs,
-                self.cfg.trainer.seed,
+                seed=self.cfg.trainer.seed,
             )
         else:
             train_loader = make_loader(self.data, self.train_rows, bs, shuffle=True)
@@ -317,10 +305,11 @@ class _Run:
                     weights.tolist(), num_samples=len(val_ds), replacement=True
                 )
                 return (
-                    _train_loader(train_ds, bs, self.cfg.trainer.seed),
+                    shuffled_loader(train_ds, bs, seed=self.cfg.trainer.seed),
                     DataLoader(val_ds, batch_size=bs, sampler=sampler),
                 )
-        return _train_loader(train_ds, bs, self.cfg.trainer.seed), DataLoader(val_ds, batch_size=bs)
+        train = shuffled_loader(train_ds, bs, seed=self.cfg.trainer.seed)
+        return train, DataLoader(val_ds, batch_size=bs)
 
     def seed(self, stage: str) -> None:
         """Reseed every RNG from ``(trainer.seed, stage)`` before a stage builds its task.

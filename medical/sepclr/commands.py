@@ -9,6 +9,7 @@ from typing import Any
 
 from medical.sepclr.config import SepCLRConfig
 from medical.sepclr.report import comparison_rows, markdown_table
+from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.report import html_link, html_table
 
@@ -39,7 +40,8 @@ def train(args: argparse.Namespace, cfg: SepCLRConfig) -> int:
     from medical.sepclr.train import train_run
 
     metrics = train_run(cfg, args.out)
-    _print_probes(metrics, Path(args.out))
+    if is_main_process():  # under torchrun the other ranks print nothing
+        _print_probes(metrics, Path(args.out))
     return 0
 
 

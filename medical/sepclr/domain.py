@@ -19,7 +19,8 @@ contrasuite sepclr train --out runs/sep                      # SepCLR on the gen
 contrasuite sepclr train --out runs/simclr --method simclr   # the one-space baseline
 contrasuite sepclr train --out runs/nojem loss.lambda_jem=0  # SepCLR without k-JEM
 contrasuite sepclr train --data ../shared/data/pneumoniamnist --out runs/pneu data.split=official
-contrasuite sepclr train --data scans/labels.csv --out runs/mine model.encoder=resnet18"""
+contrasuite sepclr train --data scans/labels.csv --out runs/mine model.encoder=resnet18
+torchrun --nproc_per_node 2 -m pipelines sepclr train --out runs/ddp batch_size=128"""
 
 DOMAIN = DomainSpec(
     name="sepclr",
@@ -69,7 +70,11 @@ DOMAIN = DomainSpec(
             description=(
                 "Train one method on an .npz, an image folder with a CSV (path,group[,split]\n"
                 "[,attributes...]) or PneumoniaMNIST (normal = background, pneumonia = target);\n"
-                "without --data, on the generated set. Ends with the probes of `evaluate`."
+                "without --data, on the generated set. Ends with the probes of `evaluate`.\n\n"
+                "Several GPUs or machines: run the same command under torchrun (DDP, one\n"
+                "process per GPU; gloo on CPU). batch_size is per process; the losses see the\n"
+                "global batch (heads gathered from every process); rank 0 alone writes OUT, with\n"
+                "the layout of a single-process run. BatchNorm statistics are per process."
             ),
             run="medical.sepclr.commands:train",
             config="medical.sepclr.config:SepCLRConfig",

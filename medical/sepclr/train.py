@@ -21,6 +21,11 @@ Baselines (not in the official repository): contrastive PCA with background PCA 
 (:mod:`medical.sepclr.baselines`); SimCLR uses the same encoder, projector and augmentations
 as SepCLR's common branch, with NT-Xent at temperature 0.5.
 
+Several processes (``torchrun``, DDP): ``torchrun --nproc_per_node N -m pipelines sepclr train
+...`` trains with ``batch_size`` images per rank; the heads are gathered from every rank, so the
+losses see the global batch (:mod:`medical.sepclr.tasks`), and rank 0 alone writes the run
+folder and evaluates. BatchNorm normalises each rank's batch on its own.
+
 Layout of a run: ``RUN/train/`` is the Trainer's folder (``state.pt``, per-epoch
 ``history.csv`` with ``train/loss/<term>``); ``RUN/history.csv`` is its copy,
 ``RUN/weights.pt`` the final weights (run-id stamped), ``RUN/metrics.json``,
@@ -51,6 +56,14 @@ from medical.sepclr.report import comparison_rows, markdown_table, results_markd
 from medical.sepclr.synth import GENERATED_FILE, make_generated
 from medical.sepclr.tasks import CVAETask, SepCLRTask, SimCLRTask
 from shared.config import from_dict, to_dict
+from shared.distributed import (
+    check_ranks_agree,
+    init_from_env,
+    is_main_process,
+    on_rank0,
+    shuffled_loader,
+    world_size,
+)
 from shared.errors import InputError
 from shared.io import atomic_write_bytes, read_json
 from shared.runtime import resolve_device, torch_threads
@@ -62,6 +75,7 @@ __all__ = ["build_model", "evaluate_run", "load_dataset", "train_run"]
 
 logger = logging.getLogger(__name__)
 DOMAIN = "sepclr"
+_LOGGERS = ("medical.sepclr", "shared.training", "shared.distributed")
 
 
 @functools.lru_cache(maxsize=2)
@@ -136,10 +150,11 @@ def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
     Raises:
         InputError: On bad data or a run folder that cannot hold this run (nothing written).
     """
+    init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
     ds, fingerprint = load_dataset(cfg)
     run = RunFolder.prepare(out, domain=DOMAIN, command="train", config=cfg, data=fingerprint)
     run.create()
-    with run.logging("medical.sepclr", "shared.training"), torch_threads(cfg.trainer.threads):
+    with run.logging(*_LOGGERS), torch_threads(cfg.trainer.threads):
         model = build_model(cfg, ds)
         start = time.perf_counter()
         if run.is_finished("train"):
@@ -151,25 +166,23 @@ def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
             run.save_weights(model.state_dict())
             run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
         else:
-            batch = min(cfg.batch_size, len(ds.x_train))
-            loader = torch.utils.data.DataLoader(
-                torch.utils.data.TensorDataset(
-                    torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
-                ),
-                batch_size=batch,
-                shuffle=True,
-                drop_last=True,
+            train_set = torch.utils.data.TensorDataset(
+                torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
             )
+            batch = min(cfg.batch_size, len(ds.x_train) // world_size())
+            loader = shuffled_loader(train_set, batch, seed=cfg.trainer.seed, drop_last=True)
             task = _task(cfg, model, ds)
             stage = run.stage_dir("train")
             Trainer(cfg.trainer, run_dir=stage, config_dict=to_dict(cfg)).fit(task, loader)
+            model.cpu()
+            check_ranks_agree(model)
             run.save_weights(model.state_dict())
             history = stage / "history.csv"
-            if history.is_file():
+            if history.is_file() and is_main_process():
                 atomic_write_bytes(run.path / "history.csv", history.read_bytes())
             run.mark_finished("train", seconds=round(time.perf_counter() - start, 2))
         logger.info("%s trained on %s; evaluating.", cfg.method, ds.name)
-    return _evaluate(run, cfg, ds, model)
+    return on_rank0(lambda: _evaluate(run, cfg, ds, model))  # rank 0 evaluates and writes
 
 
 def _features(

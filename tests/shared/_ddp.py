@@ -1,10 +1,13 @@
-"""Helpers to run a function in two gloo processes on CPU (used by the ddp tests)."""
+"""Helpers to run a function, or a ``contrasuite`` command, in two gloo processes on CPU."""
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -31,3 +34,28 @@ def run_gloo(fn: Callable[[int, int], None], world: int = 2) -> None:
     ``fn`` must be a module-level function (it is pickled to the children).
     """
     mp.spawn(_entry, args=(world, free_port(), fn), nprocs=world, join=True)
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def start_torchrun(args: Sequence[str], cwd: Path, nproc: int = 2) -> subprocess.Popen[str]:
+    """Start ``python -m pipelines ARGS`` under torchrun with ``nproc`` processes (one thread)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    cmd += ["--nproc_per_node", str(nproc), "-m", "pipelines", *args]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+    )
+
+
+def wait_ok(proc: subprocess.Popen[str], timeout: float = 240) -> str:
+    """Wait for a :func:`start_torchrun` (killed after ``timeout`` s); its stdout, once status 0."""
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return stdout

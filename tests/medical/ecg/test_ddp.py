@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -30,8 +28,7 @@ from medical.ecg.train import train
 from shared.config import load_config
 from shared.training.checkpoint import safe_load
 from shared.training.run import MARKER, run_id_of
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.shared._ddp import start_torchrun, wait_ok
 
 TINY = [
     "model.width=4",
@@ -51,30 +48,8 @@ def _layout(run: Path) -> set[str]:
 
 def _torchrun(data_dir: Path, run: Path, cwd: Path) -> subprocess.Popen[str]:
     """Start ``ecg train`` under torchrun with two gloo processes (tiny model, one epoch)."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    args = ["-m", "pipelines", "ecg", "train", "--data-dir", str(data_dir), "--epochs", "1"]
-    args += ["--device", "cpu", "-q", "--out", str(run), *TINY]
-    return subprocess.Popen(
-        [*cmd, *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=cwd,
-    )
-
-
-def _wait(proc: subprocess.Popen[str]) -> str:
-    """Wait for a :func:`_torchrun` (killed after 240 s); its stdout, after checking status 0."""
-    try:
-        stdout, stderr = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
-    return stdout
+    args = ["ecg", "train", "--data-dir", str(data_dir), "--epochs", "1"]
+    return start_torchrun([*args, "--device", "cpu", "-q", "--out", str(run), *TINY], cwd)
 
 
 @pytest.mark.ddp
@@ -97,7 +72,7 @@ def test_ecg_train_under_torchrun_two_gloo_processes(tmp_path, monkeypatch):
         proc.kill()
         proc.communicate()
         raise
-    stdout = _wait(proc)
+    stdout = wait_ok(proc)
     assert stdout.count("run folder:") == 1  # rank 0 alone reports
     assert _layout(run) == _layout(single)
     assert not [p for p in run.rglob("*.tmp")]
@@ -137,8 +112,8 @@ def test_ecg_ddp_run_is_reproducible_and_resumes_finished(tmp_path, monkeypatch)
     monkeypatch.setenv("CONTRASUITE_CACHE", str(tmp_path / "cache"))
     data_dir = tmp_path / "data"
     write_synthetic_ptbxl(data_dir, n_records=60, seed=5, progress=False)
-    _wait(_torchrun(data_dir, tmp_path / "a", tmp_path))
-    _wait(_torchrun(data_dir, tmp_path / "b", tmp_path))
+    wait_ok(_torchrun(data_dir, tmp_path / "a", tmp_path))
+    wait_ok(_torchrun(data_dir, tmp_path / "b", tmp_path))
     a, b = safe_load(tmp_path / "a" / "weights.pt"), safe_load(tmp_path / "b" / "weights.pt")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -147,5 +122,5 @@ def test_ecg_ddp_run_is_reproducible_and_resumes_finished(tmp_path, monkeypatch)
     assert ma["macro_auc"] == mb["macro_auc"]
     assert ma["per_label"] == mb["per_label"]
     before = (tmp_path / "a" / "weights.pt").read_bytes()
-    _wait(_torchrun(data_dir, tmp_path / "a", tmp_path))  # finished: only reports
+    wait_ok(_torchrun(data_dir, tmp_path / "a", tmp_path))  # finished: only reports
     assert (tmp_path / "a" / "weights.pt").read_bytes() == before
