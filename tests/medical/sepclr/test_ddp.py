@@ -50,12 +50,12 @@ def _check_global_batch(rank: int, world: int) -> None:
     for form in ("code", "paper"):
         heads, groups = _global_heads()
         full = [h.clone().requires_grad_() for h in heads]
-        ref = sepclr_loss(*full, groups, WEIGHTS, temperature=0.5, form=form)
+        ref = sepclr_loss(full[0], full[1], full[2], full[3], groups, WEIGHTS, form=form)
         ref["loss"].backward()
         rows = slice(rank * B_LOCAL, (rank + 1) * B_LOCAL)
         local = [h[rows].clone().requires_grad_() for h in heads]
         task = SepCLRTask(SepCLRModel(model_cfg, 1), aug, WEIGHTS, 0.5, form)
-        out = task.loss(*local, groups[rows])
+        out = task.loss(local[0], local[1], local[2], local[3], groups[rows])
         out["loss"].backward()
         for key in ref:
             torch.testing.assert_close(out[key], ref[key], msg=f"{form}: {key}")
@@ -66,11 +66,11 @@ def _check_global_batch(rank: int, world: int) -> None:
 
     heads, _ = _global_heads()
     full = [h.clone().requires_grad_() for h in heads[:2]]
-    ref_loss = nt_xent(*full, temperature=0.5)
+    ref_loss = nt_xent(full[0], full[1], temperature=0.5)
     ref_loss.backward()
     local = [h[rows].clone().requires_grad_() for h in heads[:2]]
     simclr = SimCLRTask(SingleModel(model_cfg, 1), aug, temperature=0.5)
-    loss = simclr.loss(*local)["loss"]
+    loss = simclr.loss(local[0], local[1])["loss"]
     loss.backward()
     torch.testing.assert_close(loss, ref_loss)
     for mine, theirs in zip(local, full):
