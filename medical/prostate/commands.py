@@ -10,6 +10,7 @@ from typing import Any
 
 from medical.prostate import ZONES
 from medical.prostate.config import ProstateConfig
+from shared.distributed import is_main_process, on_rank0
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.io import read_json
@@ -73,14 +74,18 @@ def train(args: argparse.Namespace, cfg: ProstateConfig) -> int:
     from medical.prostate.train import train as run_train
 
     run = run_train(cfg, args.out)
-    split = (run.path / "split.json").read_text()
-    import json
 
-    info = json.loads(split)
-    if info["test"]:
-        metrics = run_evaluate(run.path, info["data_dir"], device=cfg.trainer.device)
-        print(_summary_lines(metrics))
-    print(f"run folder: {run.path}")
+    def test() -> dict[str, Any] | None:  # rank 0 alone under torchrun; the others wait
+        info = read_json(run.path / "split.json")
+        if not info["test"]:
+            return None
+        return run_evaluate(run.path, info["data_dir"], device=cfg.trainer.device)
+
+    metrics = on_rank0(test)
+    if is_main_process():
+        if metrics is not None:
+            print(_summary_lines(metrics))
+        print(f"run folder: {run.path}")
     return 0
 
 

@@ -41,7 +41,8 @@ contrasuite prostate train --out runs/dual                        # dual-path on
 contrasuite prostate train --out runs/base --model baseline       # the U-Net baseline
 contrasuite prostate phantom --out data/msd --from-masks ../shared/data/prostate-msd-labels
 contrasuite prostate train --data-dir data/msd --out runs/msd data.spacing=0.6,0.6,3.6
-contrasuite prostate train --out runs/paper model.base_filters=16 data.roi=168,168,32"""
+contrasuite prostate train --out runs/paper model.base_filters=16 data.roi=168,168,32
+torchrun --nproc_per_node 2 -m pipelines prostate train --data-dir data/msd --out runs/ddp"""
 
 DOMAIN = DomainSpec(
     name="prostate",
@@ -110,7 +111,10 @@ DOMAIN = DomainSpec(
             description=(
                 "Train on an MSD-layout folder (default: phantoms generated into RUN/data), then\n"
                 "score the held-out test cases (RUN/metrics.json). Stage 1: Dice + CE per path\n"
-                "(+ SDM regression); stage 2 (dual-path): + consistency between the paths."
+                "(+ SDM regression); stage 2 (dual-path): + consistency between the paths.\n\n"
+                "Several GPUs or machines: run the same command under torchrun (DDP, one\n"
+                "process per GPU; gloo on CPU). data.batch_size is per process; rank 0 alone\n"
+                "writes OUT (the layout of a single-process run) and scores the test cases."
             ),
             run="medical.prostate.commands:train",
             config="medical.prostate.config:ProstateConfig",

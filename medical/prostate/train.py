@@ -6,6 +6,13 @@ test case names and the data folder), ``stage1/`` and, for the dual-path net, ``
 dual-path net after stage 1), ``history.csv`` (both stages, a ``stage`` column),
 ``metrics.json`` and ``results.md`` (the held-out evaluation, :mod:`medical.prostate.evaluate`),
 ``cache/`` (preprocessed volumes) and, with no ``data.dir``, ``data/`` (the phantoms).
+
+Several processes (``torchrun``, DDP): the same command under ``torchrun`` trains both stages
+with ``data.batch_size`` crops per rank (a ``DistributedSampler`` shares out the cases), every
+rank validating the whole validation set; rank 0 writes the phantoms, the run folder and the
+evaluation. DDP averages the ranks' gradients, so each loss term is the mean of the ranks'
+batch losses (the same as one process on the global batch for per-crop terms); with
+``model.norm=batch`` the statistics are per rank (the default instance norm has none).
 """
 
 from __future__ import annotations
@@ -34,9 +41,16 @@ from medical.prostate.model import build_model
 from medical.prostate.phantom import write_phantom_dataset
 from medical.prostate.tasks import RampupCallback, ZoneTask
 from shared.config import from_dict, to_dict
+from shared.distributed import (
+    check_ranks_agree,
+    init_from_env,
+    is_main_process,
+    on_rank0,
+    shuffled_loader,
+)
 from shared.errors import InputError
 from shared.io import write_csv
-from shared.runtime import torch_threads
+from shared.runtime import resolve_device, torch_threads
 from shared.training import Trainer, TrainerConfig, seed_everything
 from shared.training.run import RunFolder, data_fingerprint
 
@@ -44,7 +58,7 @@ __all__ = ["config_of_run", "prepare_data", "train"]
 
 logger = logging.getLogger(__name__)
 
-LOGGERS = ("medical.prostate", "shared.training")
+LOGGERS = ("medical.prostate", "shared.training", "shared.distributed")
 #: Settings that may change when a run is resumed.
 SAFE_KEYS = frozenset({"data.cache"})
 
@@ -123,12 +137,11 @@ def _loaders(
             None if cache is None else cache / "unlabelled",
         )
         unlabelled = (u_ds, ut)
-    loader = DataLoader(
+    loader = shuffled_loader(
         SeededDataset(train_ds, tt),
-        batch_size=cfg.data.batch_size,
-        shuffle=True,
+        cfg.data.batch_size,
+        seed=cfg.trainer.seed,
         collate_fn=collate,
-        drop_last=False,
     )
     return loader, val, (train_ds, tt, unlabelled)
 
@@ -155,6 +168,7 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
     Raises:
         InputError: On bad input data or a run folder that cannot be used.
     """
+    init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
     root, fingerprint = prepare_data(cfg)
     run = RunFolder.prepare(
         out, domain="prostate", command="train", config=cfg, data=fingerprint, safe_keys=SAFE_KEYS
@@ -164,17 +178,7 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
     with run.logging(*LOGGERS), torch_threads(cfg.trainer.threads):
         if root is None:
             root = run.path / "data"
-            if not (root / "dataset.json").is_file():
-                d = cfg.data
-                logger.info("writing %d phantoms to %s", d.phantom_cases, root)
-                write_phantom_dataset(
-                    root,
-                    d.phantom_cases,
-                    d.split_seed,
-                    n_unlabelled=max(2, d.phantom_cases // 4),
-                    shape=d.phantom_shape,
-                    spacing=d.phantom_spacing,
-                )
+            on_rank0(lambda: _write_phantoms(cfg, root))  # the other ranks wait for them
             index = scan_dataset(root, unlabelled_dir=cfg.data.unlabelled_dir)
         if index is None:  # pragma: no cover - set in both branches
             raise RuntimeError("no dataset index")
@@ -212,10 +216,10 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
             if cfg.stage2.epochs > 0:
                 if unlabelled is None:
                     logger.info("stage 2: no unlabelled images; consistency on labelled crops")
-                pair_loader = DataLoader(
+                pair_loader = shuffled_loader(
                     SeededDataset(train_ds, tt, unlabelled),
-                    batch_size=cfg.data.batch_size,
-                    shuffle=True,
+                    cfg.data.batch_size,
+                    seed=cfg.trainer.seed,
                     collate_fn=collate,
                 )
                 task2 = ZoneTask(net, cfg.loss, index.zones, cfg.data.roi, consistency=True)
@@ -235,11 +239,29 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
                 metrics["stage2"] = stage2.fit(task2, pair_loader, val)
                 history += [{"stage": "stage2", **row} for row in stage2.history]
                 run.mark_finished("stage2")
-        write_csv(run.path / "history.csv", _align(history))
+        check_ranks_agree(net)
+        if is_main_process():
+            write_csv(run.path / "history.csv", _align(history))
         run.save_weights(net.state_dict())
         run.write_json("train_metrics.json", metrics)
         logger.info("training finished: %s", {k: v.get("dice") for k, v in metrics.items()})
     return run
+
+
+def _write_phantoms(cfg: ProstateConfig, root: Path) -> None:
+    """Write the phantom data set into ``root`` unless it is there (a resumed run)."""
+    if (root / "dataset.json").is_file():
+        return
+    d = cfg.data
+    logger.info("writing %d phantoms to %s", d.phantom_cases, root)
+    write_phantom_dataset(
+        root,
+        d.phantom_cases,
+        d.split_seed,
+        n_unlabelled=max(2, d.phantom_cases // 4),
+        shape=d.phantom_shape,
+        spacing=d.phantom_spacing,
+    )
 
 
 def _align(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
