@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
+from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.report import esc, html_page, html_table
@@ -33,6 +34,8 @@ def train(args: argparse.Namespace, cfg: SRConfig) -> int:
     check_scale(cfg.data.scale, "--scale")
     metrics = run_train(cfg, args.out)
     stages = metrics["stages"]
+    if not is_main_process():  # under torchrun the other ranks print nothing
+        return 0
     print(
         f"sr train: x{metrics['scale']} EDSR-{metrics['size']} ({metrics['params']} parameters); "
         "validation Y-PSNR "

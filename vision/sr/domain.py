@@ -15,7 +15,12 @@ PCL-SR (Wu, Jiang, Liu; IEEE TNNLS 2023) on EDSR, in three stages of one run fol
   l1        the control: fine-tune with L1 only, same start, seed, schedule and patches
 --epochs and trainer.* set each fine-tuning. pcl.grad_to_sr=false reproduces the released
 code, whose contrastive term never reached the network. Without --data-dir the training
-images are scikit-image's bundled natural images (no download)."""
+images are scikit-image's bundled natural images (no download).
+
+Several GPUs or machines: run the same command under torchrun (DDP, one process per
+GPU; gloo on CPU). data.batch_size is per process and each process draws its share of
+an epoch's patches; the discriminator learns from every process's batch; rank 0 alone
+writes OUT. BatchNorm statistics (the discriminator's) are per process."""
 
 DOMAIN = DomainSpec(
     name="sr",
@@ -33,7 +38,9 @@ DOMAIN = DomainSpec(
                 "contrasuite sr train --out runs/sr --epochs 10\n"
                 "contrasuite sr train --data-dir DIV2K_HR --out runs/sr4 --scale 4 "
                 "model.size=baseline\n"
-                "contrasuite sr train --out runs/sr-released pcl.grad_to_sr=false"
+                "contrasuite sr train --out runs/sr-released pcl.grad_to_sr=false\n"
+                "torchrun --nproc_per_node 2 -m pipelines sr train --data-dir DIV2K_HR "
+                "--out runs/ddp"
             ),
             run="vision.sr.commands:train",
             config="vision.sr.config:SRConfig",

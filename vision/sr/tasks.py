@@ -17,6 +17,8 @@ Deviations from the released code, each with the option that restores it:
 The discriminator's parameters have ``requires_grad=False`` outside its own update, so the
 Trainer's (generator) optimiser never holds them, and PCL's gradient reaches only the SR image.
 Its Adam state survives a resume through :class:`DiscriminatorState` (a Trainer callback).
+Under DDP its loss is taken over every rank's logits (gathered) and its gradients averaged over
+the ranks, so it gets the update of one process on the global batch on every rank.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from shared.distributed import all_reduce_sum_, gather, world_size
 from shared.training import Task
 from shared.training.callbacks import Callback
 from vision.sr.config import PCLConfig
@@ -100,13 +103,14 @@ class SRTask(Task):
         disc.requires_grad_(True)
         try:
             with torch.enable_grad():
-                d_real = torch.cat([disc.logits(x).reshape(-1) for x in reals])
-                d_fake = torch.cat([disc.logits(x).reshape(-1) for x in fakes])
+                # under DDP: the loss of the global batch (logits gathered with gradients)
+                d_real = gather(torch.cat([disc.logits(x).reshape(-1) for x in reals]))
+                d_fake = gather(torch.cat([disc.logits(x).reshape(-1) for x in fakes]))
                 loss = dual_contrastive_loss(d_real, d_fake)
                 params = list(disc.parameters())
                 grads = torch.autograd.grad(loss, params)
             for p, g in zip(params, grads):
-                p.grad = g
+                p.grad = all_reduce_sum_(g) / world_size()  # averaged over ranks, as DDP does
             opt.step()
             opt.zero_grad(set_to_none=True)
         finally:

@@ -4,6 +4,12 @@
 ``RUN/l1`` (the L1-only control), with the same seed, schedule and training patches: each a
 resumable Trainer run. ``RUN/weights.pt`` holds both fine-tuned networks (``pcl.*``, ``l1.*``),
 ``RUN/metrics.json`` the parameter count and each stage's final training metrics.
+
+Several processes (``torchrun``, DDP): the same command under ``torchrun`` trains every stage
+with ``data.batch_size`` patches per rank, each rank drawing its share of an epoch's
+``batch_size * batches_per_epoch`` patches; the discriminator's loss is taken over the
+gathered global batch and its gradients averaged like the generator's, so every rank holds the
+same two networks (checked after each stage); rank 0 alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from typing import Any, cast
 
 import numpy as np
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from shared.config import to_dict
+from shared.distributed import check_ranks_agree, init_from_env, world_size
 from shared.errors import InputError
 from shared.io import read_json
+from shared.runtime import resolve_device
 from shared.training import Trainer
 from shared.training.run import RunFolder, data_fingerprint
 from shared.training.trainer import seed_everything
@@ -94,7 +102,11 @@ def _loaders(
 ) -> tuple[DataLoader[Any], list[tuple[Tensor, Tensor]] | None]:
     d = cfg.data
     dataset = PatchDataset(train, d.scale, d.patch_size, d.batch_size * d.batches_per_epoch)
-    loader = DataLoader(dataset, batch_size=d.batch_size, shuffle=False, num_workers=0)
+    # under DDP each rank draws its share of the epoch's patches (the draws are already random)
+    sampler: DistributedSampler[Any] | None = None
+    if world_size() > 1:
+        sampler = DistributedSampler(dataset, shuffle=False)
+    loader = DataLoader(dataset, batch_size=d.batch_size, sampler=sampler, num_workers=0)
     if not val:
         return loader, None
     crops = [_center_crop(p, d.val_crop, d.scale) for p in val]
@@ -118,6 +130,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
             written before every check passed.
     """
     check_scale(cfg.data.scale)
+    init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
     train_pairs, val_pairs, fingerprint = _datasets(cfg)
     run = RunFolder.prepare(out, domain="sr", command="train", config=cfg, data=fingerprint)
     loader, val = _loaders(cfg, train_pairs, val_pairs)
@@ -125,7 +138,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
     run.create()
     config_dict = to_dict(cfg)
     stages: dict[str, Any] = {}
-    with run.logging("vision.sr", "shared.training"):
+    with run.logging("vision.sr", "shared.training", "shared.distributed"):
         logger.info(
             "sr train: x%d EDSR-%s (%d parameters), %d training images, %d validation images",
             cfg.data.scale,
@@ -140,6 +153,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
         stages["pretrain"] = Trainer(
             pre_cfg, run_dir=run.stage_dir("pretrain"), config_dict=config_dict
         ).fit(pre, loader, val)
+        check_ranks_agree(pre)
         run.mark_finished("pretrain", **stages["pretrain"])
         start = {k: v.detach().clone() for k, v in pre.model.state_dict().items()}
         for name in ("pcl", "l1"):
@@ -156,6 +170,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
                 callbacks=callbacks,
                 config_dict={**config_dict, "stage": name},
             ).fit(task, loader, val)
+            check_ranks_agree(task)  # the generator and (PCL) the discriminator
             run.mark_finished(name, **stages[name])
         run.save_weights(models.state_dict())
         metrics = {
