@@ -169,7 +169,7 @@ def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
             train_set = torch.utils.data.TensorDataset(
                 torch.from_numpy(ds.x_train), torch.from_numpy(ds.g_train)
             )
-            batch = min(cfg.batch_size, len(ds.x_train) // world_size())
+            batch = max(1, min(cfg.batch_size, len(ds.x_train) // world_size()))
             loader = shuffled_loader(train_set, batch, seed=cfg.trainer.seed, drop_last=True)
             task = _task(cfg, model, ds)
             stage = run.stage_dir("train")
