@@ -7,7 +7,7 @@ Usage (from the repository root)::
 Each RUN is a ``contrasuite recsys evaluate`` folder on ``../shared/data/seqrec/Beauty.txt``
 (default: the copies of their small files beside this script, ``run_*/``). Several folders may
 hold different models of the same split (they were trained in parallel); the paired test of
-each model against the first one (FastSASRec) uses the per-user positions in
+each model against the first one (FastSASRec), and against DuoRec when it ran, uses the per-user positions in
 ``<model>/per_user_test.csv`` and ``recsys.stats.paired_test``, as ``results.md`` does.
 """
 
@@ -57,12 +57,21 @@ def main(runs: list[Path]) -> None:
         if paper:
             cells = " | ".join(f"{v:.4f}" for v in paper)
             print(f"| {PAPER_NAME.get(model, model)} (paper, Table 3) | {cells} | |")
-    reference, (ref_run, _) = next(iter(results.items()))
-    ref = positions(ref_run, reference)
+    # against the first model (FastSASRec), and against DuoRec, the paper's runner-up
+    for reference in dict.fromkeys(
+        [next(iter(results)), *(["DuoRec"] if "DuoRec" in results else [])]
+    ):
+        paired_table(results, reference)
+
+
+def paired_table(results: dict[str, tuple[Path, dict]], reference: str) -> None:
+    ref = positions(results[reference][0], reference)
     print(f"\nPaired tests on per-user test NDCG@10 against {reference}:\n")
     print("| model | users | difference | 95% interval | p |")
     print("|---|---|---|---|---|")
-    for model, (run, _) in list(results.items())[1:]:
+    for model, (run, _) in results.items():
+        if model == reference:
+            continue
         other = positions(run, model)
         users = sorted(ref.keys() & other.keys())
         a = per_user_metric(np.array([ref[u] for u in users]), "ndcg@10")
