@@ -3,8 +3,9 @@
 Commands come from :data:`pipelines.common.COMMANDS`, filled by the explicit imports below; a
 domain adds its command group with one more import line. Exit status: 0 on success, 2 on bad
 input (:class:`shared.errors.InputError` or an argparse error: one line on stderr, no
-traceback), 1 on an internal failure (a short message; the traceback with ``--debug`` or
-``CONTRASUITE_DEBUG=1``), 130 when interrupted.
+traceback; under ``torchrun`` rank 0 alone prints an InputError), 1 on an internal failure
+(a short message; the traceback with ``--debug`` or ``CONTRASUITE_DEBUG=1``), 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Sequence
@@ -176,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         if debug_enabled(args):
             traceback.print_exc()
-        print_error(str(err))
+        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank has the same error
+            print_error(str(err))
         return 2
     except KeyboardInterrupt:
         print_error("interrupted; start the same command again to resume.")

@@ -120,6 +120,17 @@ def test_bad_option_value(cli, tmp_path):
     assert "--epochs" in _one_line_error(result.err)
 
 
+def test_bad_input_under_torchrun_is_printed_by_rank_0_alone(cli, tmp_path, monkeypatch):
+    argv = ("sepclr", "train", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r"))
+    monkeypatch.setenv("RANK", "1")  # every rank meets the same error; one message in all
+    result = cli(*argv)
+    assert (result.code, result.err) == (2, "")
+    monkeypatch.setenv("RANK", "0")
+    result = cli(*argv)
+    assert result.code == 2
+    assert "none.npz" in _one_line_error(result.err)
+
+
 def test_missing_required_out(cli):
     result = cli("digits", "train")
     assert result.code == 2
