@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 
 from shared.config import dump_yaml, to_dict
+from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from vision.digits import pipeline
 from vision.digits.config import QUICK, SMOKE, DigitsConfig, build
@@ -35,6 +36,8 @@ def train(args: argparse.Namespace, cfg: DigitsConfig) -> int:
         print(dump_yaml(to_dict(cfg)), end="")
         return 0
     result = pipeline.train_digits(cfg, args.out)
+    if not is_main_process():  # under torchrun the other ranks print nothing
+        return 0
     for name, row in result.rows.items():
         print(f"{name:8s} linear probe {row['probe_acc']:.4f}   kNN {row['knn_acc']:.4f}")
     print(f"report: {result.out_dir / 'report.html'}")

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from shared.config import to_dict
+from shared.distributed import gather, gather_no_grad
 from shared.losses import FeatureTransformLoss, feature_transform_info_nce
 from vision.digits.data import DigitAugment
 from vision.digits.model import DigitsCNN
@@ -138,6 +139,9 @@ class FTTask(TwoViewTask):
         if self.training:
             self.momentum_update()
         k1, k2 = self.keys(views).chunk(2)
+        # under DDP the global batch on every rank (see TwoViewTask.loss): the same loss, and
+        # the same keys enqueued, so the queues stay equal
+        q1, q2, k1, k2 = gather(q1), gather(q2), gather_no_grad(k1), gather_no_grad(k2)
         loss = self.contrast(q1, q2, k1, k2)
         if self.training:
             self.ft.enqueue(k2)

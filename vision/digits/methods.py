@@ -32,7 +32,7 @@ epoch, 313 iterations)
 FT: momentum 0.99, not MoCo v2's 0.999 (540     ``loss.ft.momentum=0.999``
 steps in all, not 1M)
 FT: symmetrised over the two views              ``loss.ft.symmetric=false``
-FT: no shuffled BN (one device)                 none
+FT: no shuffled BN (also under DDP)             none
 AMCL: alignment and uniformity in the report    (report only)
 are averaged over its heads
 ==============================================  =============================================

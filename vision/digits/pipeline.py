@@ -19,6 +19,11 @@ Layout of the run folder (:class:`shared.training.run.RunFolder`, domain ``digit
     RUN/log.txt          the pipeline's log
     RUN/<method>/        the Trainer's run folder of each method (history.csv, state.pt, ...)
 
+Under ``torchrun`` (DDP) each method trains with ``batch_size`` images per rank and its
+objective over every rank's gathered projections (:class:`~vision.digits.tasks.TwoViewTask`),
+so the gradients are those of one process on the global batch apart from BatchNorm; rank 0
+alone probes and writes. This is the pattern a new domain copies.
+
 Running it again reuses finished stages (the Trainer reloads their weights) and resumes
 interrupted ones; ``methods``, ``probe.*`` and ``plot.*`` may change between runs (a new
 method is trained, the probes and plot are redone).
@@ -40,10 +45,17 @@ import torch
 from torch import Tensor, nn
 
 from shared.config import to_dict
+from shared.distributed import (
+    check_ranks_agree,
+    init_from_env,
+    on_rank0,
+    shuffled_loader,
+    world_size,
+)
 from shared.io import atomic_write_bytes
 from shared.losses import alignment, uniformity
 from shared.report import html_page
-from shared.runtime import torch_threads
+from shared.runtime import resolve_device, torch_threads
 from shared.training import Trainer
 from shared.training.run import RunFolder, data_fingerprint
 from vision.digits.config import DigitsConfig
@@ -67,6 +79,7 @@ __all__ = [
 DOMAIN_NAME = "digits"
 #: Config keys that may change when a run is started again (they do not change any weights).
 SAFE_KEYS = frozenset({"methods", "probe.", "plot."})
+_LOGGERS = ("vision.digits", "shared.distributed")
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ def train_digits(cfg: DigitsConfig, out_dir: str | Path, *, link_prefix: str = "
         InputError: If ``out_dir`` is a file, a non-empty folder that is not a run, a run of
             another command, or this run with another config or data (nothing is written).
     """
+    init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
     split = load_split(cfg)
     run = RunFolder.prepare(
         out_dir,
@@ -139,7 +153,7 @@ def train_digits(cfg: DigitsConfig, out_dir: str | Path, *, link_prefix: str = "
     )
     run.create()
     start = time.perf_counter()
-    with run.logging("vision.digits"), torch_threads(cfg.trainer.threads):
+    with run.logging(*_LOGGERS), torch_threads(cfg.trainer.threads):
         logger.info("digits %s: %s", "resumed" if run.resumed else "run", ", ".join(cfg.methods))
         logger.info(
             "digits: %d train / %d test images (8x8, 10 classes), encoder input %dx%d",
@@ -148,66 +162,81 @@ def train_digits(cfg: DigitsConfig, out_dir: str | Path, *, link_prefix: str = "
             cfg.data.image_size,
             cfg.data.image_size,
         )
-        rows: dict[str, dict[str, Any]] = {}
-        embeddings: dict[str, np.ndarray] = {}
-        pixels_train, pixels_test = (
-            split.x_train.flatten(1).numpy(),
-            split.x_test.flatten(1).numpy(),
-        )
-        v1, v2 = _test_views(split.x_test, make_augment(cfg, 8), cfg.probe.views_seed)
-        rows["pixels"] = {
-            **probe(pixels_train, split.y_train.numpy(), pixels_test, split.y_test.numpy(), cfg),
-            **_align_uniform(v1.flatten(1), v2.flatten(1)),
+        trained: dict[str, tuple[TwoViewTask, dict[str, float]]] = {
+            method: _train(method, cfg, split, run) for method in cfg.methods
         }
-        embeddings["pixels"] = pixels_test
-
-        torch.manual_seed(cfg.trainer.seed)
-        random_task = build_task("simclr", cfg, make_augment(cfg))
-        rows["random"], embeddings["random"] = evaluate(random_task, split, cfg)
-
-        tasks: dict[str, TwoViewTask] = {}
-        for method in cfg.methods:
-            task, metrics = _train(method, cfg, split, run)
-            tasks[method] = task
-            row, embeddings[method] = evaluate(task, split, cfg)
-            row.update(_timing(run.stage_dir(method)))
-            row["final_loss"] = float(metrics.get("train/loss", float("nan")))
-            rows[method] = row
-            logger.info(
-                "%s: linear probe %.4f, kNN %.4f (raw pixels: %.4f)",
-                method,
-                row["probe_acc"],
-                row["knn_acc"],
-                rows["pixels"]["probe_acc"],
-            )
+        tasks: dict[str, nn.Module] = {m: task.cpu() for m, (task, _) in trained.items()}
+        check_ranks_agree(nn.ModuleDict(tasks))
         run.save_weights(nn.ModuleDict(tasks).state_dict())
+        # rank 0 probes, plots and writes; the other ranks get its result
+        result: DigitsResult = on_rank0(
+            lambda: _report(cfg, split, run, trained, start, link_prefix)
+        )
+    return result
 
-        png = plot_embeddings(embeddings, split.y_test.numpy(), cfg.plot.method, cfg.trainer.seed)
-        seconds = time.perf_counter() - start
-        n_test = len(split.y_test)
-        runs: dict[str, str] = {m: m for m in cfg.methods}
-        run.write_json(
-            "metrics.json",
-            {
-                "probe": rows,
-                "methods": list(cfg.methods),
-                "runs": runs,
-                "n_train": len(split.y_train),
-                "n_test": n_test,
-                "seconds": round(seconds, 2),
-            },
+
+def _report(
+    cfg: DigitsConfig,
+    split: DigitsSplit,
+    run: RunFolder,
+    trained: Mapping[str, tuple[TwoViewTask, dict[str, float]]],
+    start: float,
+    link_prefix: str,
+) -> DigitsResult:
+    """Probe the raw pixels, an untrained encoder and every trained method; write the reports."""
+    rows: dict[str, dict[str, Any]] = {}
+    embeddings: dict[str, np.ndarray] = {}
+    pixels_train, pixels_test = split.x_train.flatten(1).numpy(), split.x_test.flatten(1).numpy()
+    v1, v2 = _test_views(split.x_test, make_augment(cfg, 8), cfg.probe.views_seed)
+    rows["pixels"] = {
+        **probe(pixels_train, split.y_train.numpy(), pixels_test, split.y_test.numpy(), cfg),
+        **_align_uniform(v1.flatten(1), v2.flatten(1)),
+    }
+    embeddings["pixels"] = pixels_test
+
+    torch.manual_seed(cfg.trainer.seed)
+    random_task = build_task("simclr", cfg, make_augment(cfg))
+    rows["random"], embeddings["random"] = evaluate(random_task, split, cfg)
+
+    for method, (task, metrics) in trained.items():
+        row, embeddings[method] = evaluate(task, split, cfg)
+        row.update(_timing(run.stage_dir(method)))
+        row["final_loss"] = float(metrics.get("train/loss", float("nan")))
+        rows[method] = row
+        logger.info(
+            "%s: linear probe %.4f, kNN %.4f (raw pixels: %.4f)",
+            method,
+            row["probe_acc"],
+            row["knn_acc"],
+            rows["pixels"]["probe_acc"],
         )
-        run.write_text("results.md", results_markdown(rows, cfg, n_test))
-        atomic_write_bytes(run.path / "embedding.png", base64.b64decode(png.split(",", 1)[1]))
-        run.write_text(
-            "report.html",
-            html_page(
-                "contrasuite digits: contrastive methods on 8x8 digits",
-                summary_html(rows, png, runs, cfg, "", n_test),
-                subtitle=f"{seconds:.0f} s; written by `contrasuite digits train`",
-            ),
-        )
-        logger.info("digits finished in %.1f s: %s", seconds, run.path / "report.html")
+
+    png = plot_embeddings(embeddings, split.y_test.numpy(), cfg.plot.method, cfg.trainer.seed)
+    seconds = time.perf_counter() - start
+    n_test = len(split.y_test)
+    runs: dict[str, str] = {m: m for m in cfg.methods}
+    run.write_json(
+        "metrics.json",
+        {
+            "probe": rows,
+            "methods": list(cfg.methods),
+            "runs": runs,
+            "n_train": len(split.y_train),
+            "n_test": n_test,
+            "seconds": round(seconds, 2),
+        },
+    )
+    run.write_text("results.md", results_markdown(rows, cfg, n_test))
+    atomic_write_bytes(run.path / "embedding.png", base64.b64decode(png.split(",", 1)[1]))
+    run.write_text(
+        "report.html",
+        html_page(
+            "contrasuite digits: contrastive methods on 8x8 digits",
+            summary_html(rows, png, runs, cfg, "", n_test),
+            subtitle=f"{seconds:.0f} s; written by `contrasuite digits train`",
+        ),
+    )
+    logger.info("digits finished in %.1f s: %s", seconds, run.path / "report.html")
     summary = summary_html(rows, png, runs, cfg, link_prefix, n_test)
     return DigitsResult(run.path, rows, summary, seconds)
 
@@ -230,9 +259,8 @@ def _train(
     torch.manual_seed(cfg.trainer.seed)  # the same initial encoder for every method
     task = build_task(method, cfg, make_augment(cfg))
     data = torch.utils.data.TensorDataset(split.x_train, split.y_train)
-    loader = torch.utils.data.DataLoader(
-        data, batch_size=min(cfg.batch_size, len(data)), shuffle=True, drop_last=True
-    )
+    batch = max(1, min(cfg.batch_size, len(data) // world_size()))
+    loader = shuffled_loader(data, batch, seed=cfg.trainer.seed, drop_last=True)
     stage = run.stage_dir(method)
     logger.info(
         "%s %s into %s", "reusing" if run.is_finished(method) else "training", method, stage

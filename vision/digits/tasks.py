@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor, nn
 
+from shared.distributed import gather, gather_no_grad
 from shared.heads import ProjectionHead
 from shared.losses import dcl, dclw, nt_xent, sup_con
 from shared.training import Task
@@ -97,8 +98,25 @@ class TwoViewTask(Task):
         """Loss of one batch ``(images (B, 1, 8, 8), labels (B,))``."""
         x, y = batch
         z1, z2 = self.two_views(x)
-        loss = self.objective(z1, z2, y)
+        loss = self.loss(z1, z2, y)
         return {"loss": loss, f"loss/{self.term}": loss.detach()}
+
+    def loss(self, z1: Tensor, z2: Tensor, labels: Tensor) -> Tensor:
+        """:meth:`objective` of the global batch: under DDP every rank's projections, gathered.
+
+        Every rank computes the same global loss; :func:`~shared.distributed.gather` sums the
+        ranks' gradients into each local row and DDP averages them, which gives one process's
+        gradient on the global batch. Outside DDP this is ``objective(z1, z2, labels)``.
+
+        Args:
+            z1: This rank's first views. Shape: (B, D) (AMCL: (B, C, D)).
+            z2: Its second views. Same shape.
+            labels: Its labels. Shape: (B,).
+
+        Returns:
+            The scalar loss.
+        """
+        return self.objective(gather(z1), gather(z2), gather_no_grad(labels))
 
 
 class _TemperatureTask(TwoViewTask):
