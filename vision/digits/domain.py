@@ -18,14 +18,17 @@ DOMAIN = DomainSpec(
                 "Train one encoder per method with the shared Trainer (a stage per method),\n"
                 "then probe the frozen features; writes RUN/results.md (the method table),\n"
                 "RUN/report.html, RUN/metrics.json and RUN/<method>/ (history.csv, weights.pt,\n"
-                "state.pt). Running it again reuses finished stages and resumes the others."
+                "state.pt). Running it again reuses finished stages and resumes the others.\n\n"
+                "Under torchrun (DDP) batch_size is per process and every objective sees the\n"
+                "gathered global batch; rank 0 alone probes and writes RUN."
             ),
             examples=(
                 "contrasuite digits train --out runs/digits\n"
                 "contrasuite digits train --out runs/all --methods all --epochs 30\n"
                 "contrasuite digits train --out runs/t --methods simclr trainer.lr=1e-3 "
                 "loss.simclr_temperature=0.2\n"
-                "contrasuite digits train --out runs/p --print-config   # resolved config, no run"
+                "contrasuite digits train --out runs/p --print-config   # resolved config, no run\n"
+                "torchrun --nproc_per_node 2 -m pipelines digits train --out runs/ddp"
             ),
             run="vision.digits.commands:train",
             config="vision.digits.config:DigitsConfig",
