@@ -121,7 +121,8 @@ def _version() -> str:
 def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
     """Send log records to stderr: INFO by default, DEBUG with ``-v``, WARNING with ``-q``.
 
-    Only the command line configures handlers; library modules just log (style rule 14).
+    Only the command line configures handlers; library modules just log (style rule 14). Under
+    ``torchrun`` the ranks other than 0 show warnings and errors only (rank 0 tells the story).
 
     Args:
         verbose: How many ``-v`` were given.
@@ -136,6 +137,8 @@ def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
     handler.setLevel(level)  # also when a library lowers its own logger's level (log files)
+    if os.environ.get("RANK", "0") != "0":
+        handler.setLevel(max(level, logging.WARNING))
     handler._contrasuite = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

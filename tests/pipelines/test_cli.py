@@ -131,6 +131,25 @@ def test_bad_input_under_torchrun_is_printed_by_rank_0_alone(cli, tmp_path, monk
     assert "none.npz" in _one_line_error(result.err)
 
 
+def test_under_torchrun_other_ranks_log_warnings_only(capsys, monkeypatch):
+    import logging
+
+    from pipelines.cli import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        for rank, shown in (("1", ["careful"]), ("0", ["progress", "careful"])):
+            monkeypatch.setenv("RANK", rank)
+            configure_logging()
+            logging.getLogger("contrasuite.test").info("progress")
+            logging.getLogger("contrasuite.test").warning("careful")
+            assert capsys.readouterr().err.split() == shown
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+
+
 def test_missing_required_out(cli):
     result = cli("digits", "train")
     assert result.code == 2
