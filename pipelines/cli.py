@@ -3,9 +3,9 @@
 Commands come from :data:`pipelines.common.COMMANDS`, filled by the explicit imports below; a
 domain adds its command group with one more import line. Exit status: 0 on success, 2 on bad
 input (:class:`shared.errors.InputError` or an argparse error: one line on stderr, no
-traceback; under ``torchrun`` rank 0 alone prints an InputError), 1 on an internal failure
-(a short message; the traceback with ``--debug`` or ``CONTRASUITE_DEBUG=1``), 130 when
-interrupted.
+traceback; under ``torchrun`` an InputError that rank 0 met is printed by rank 0 alone), 1 on
+an internal failure (a short message; the traceback with ``--debug`` or
+``CONTRASUITE_DEBUG=1``), 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -118,6 +118,13 @@ def _version() -> str:
         return "unknown"
 
 
+def _torchrun_rank() -> int:
+    """This process's rank under ``torchrun`` (``WORLD_SIZE`` > 1); 0 otherwise."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return int(os.environ.get("RANK", "0"))
+    return 0
+
+
 def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
     """Send log records to stderr: INFO by default, DEBUG with ``-v``, WARNING with ``-q``.
 
@@ -137,7 +144,7 @@ def configure_logging(verbose: int = 0, quiet: int = 0) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt))
     handler.setLevel(level)  # also when a library lowers its own logger's level (log files)
-    if os.environ.get("RANK", "0") != "0":
+    if _torchrun_rank() != 0:
         handler.setLevel(max(level, logging.WARNING))
     handler._contrasuite = True  # type: ignore[attr-defined]
     root.addHandler(handler)
@@ -181,8 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except InputError as err:
         if debug_enabled(args):
             traceback.print_exc()
-        if os.environ.get("RANK", "0") == "0":  # under torchrun every rank has the same error
+        rank = _torchrun_rank()
+        if rank == 0:
             print_error(str(err))
+        elif not err.from_rank0:  # rank 0 prints the errors it met; this one is this rank's own
+            print_error(f"rank {rank}: {err}")
         return 2
     except KeyboardInterrupt:
         print_error("interrupted; start the same command again to resume.")

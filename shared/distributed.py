@@ -13,6 +13,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import torch
@@ -156,24 +157,45 @@ def shuffled_loader(
     return DataLoader(dataset, batch_size, sampler=sampler, drop_last=drop_last, **kwargs)
 
 
+#: How long a rank waits in a collective: the others wait while rank 0 alone evaluates and
+#: writes the reports at the end of a run, which may take longer than torch's default.
+PROCESS_GROUP_TIMEOUT = timedelta(hours=2)
+
+
 def init_from_env(device: torch.device) -> None:
     """Start the process group under ``torchrun`` (``WORLD_SIZE`` > 1), once.
 
     Call it before any check or write that ranks must agree on (run folders, data caches):
-    gloo on CPU, NCCL on CUDA. Outside ``torchrun`` it does nothing.
+    gloo on CPU, NCCL on CUDA, with :data:`PROCESS_GROUP_TIMEOUT`. Outside ``torchrun`` it does
+    nothing.
 
     Args:
         device: This process's device.
     """
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
+
+
+def shared_generator() -> torch.Generator | None:
+    """A CPU generator seeded from rank 0's torch RNG on every rank; ``None`` outside DDP.
+
+    For random draws that must be the same on every rank although each rank's global RNG is
+    seeded differently (coefficients of a loss computed over the gathered global batch).
+    """
+    if world_size() == 1:
+        return None
+    seed = torch.randint(0, 2**62, (1,))
+    dist.broadcast(seed, src=0)
+    return torch.Generator().manual_seed(int(seed.item()))
 
 
 def on_rank0(fn: Callable[[], _T], *, everywhere: bool = False) -> _T:
     """Run ``fn`` on rank 0 first; then on the other ranks too, or hand them its result.
 
     Outside a distributed run this is ``fn()``. An :class:`~shared.errors.InputError` on rank 0
-    is raised on every rank with the same message (each exits with status 2); any other
+    is raised on every rank with the same message (each exits with status 2; on the others it is
+    marked ``from_rank0``, so that only rank 0 prints it); any other
     exception on rank 0 is re-raised there and becomes a ``RuntimeError`` on the others, so no
     rank waits for one that stopped.
 
@@ -207,7 +229,9 @@ def on_rank0(fn: Callable[[], _T], *, everywhere: bool = False) -> _T:
         raise error
     kind, value = box[0]
     if kind == "input":
-        raise InputError(value)
+        reported = InputError(value)
+        reported.from_rank0 = True  # rank 0 prints it
+        raise reported
     if kind == "other":
         raise RuntimeError(f"rank 0 failed ({value}).")
     if is_main_process():

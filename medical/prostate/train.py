@@ -47,6 +47,7 @@ from shared.distributed import (
     is_main_process,
     on_rank0,
     shuffled_loader,
+    world_size,
 )
 from shared.errors import InputError
 from shared.io import write_csv
@@ -146,10 +147,12 @@ def _loaders(
     return loader, val, (train_ds, tt, unlabelled)
 
 
-def _trainer_cfg(cfg: TrainerConfig, has_val: bool, **changes: Any) -> TrainerConfig:
-    if not has_val and not cfg.monitor.startswith("train/"):
+def _trainer_cfg(cfg: ProstateConfig, has_val: bool, **changes: Any) -> TrainerConfig:
+    if not has_val and not cfg.trainer.monitor.startswith("train/"):
         changes.update(monitor="loss", mode="min")
-    return dataclasses.replace(cfg, **changes)
+    if world_size() > 1 and cfg.model.aux == "sdm" and cfg.loss.aux_weight == 0:
+        changes.update(find_unused_parameters=True)  # the SDM heads get no gradient then
+    return dataclasses.replace(cfg.trainer, **changes)
 
 
 def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
@@ -169,11 +172,16 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
         InputError: On bad input data or a run folder that cannot be used.
     """
     init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
-    root, fingerprint = prepare_data(cfg)
+    root, fingerprint = on_rank0(lambda: prepare_data(cfg), everywhere=True)
     run = RunFolder.prepare(
         out, domain="prostate", command="train", config=cfg, data=fingerprint, safe_keys=SAFE_KEYS
     )
-    index = None if root is None else scan_dataset(root, unlabelled_dir=cfg.data.unlabelled_dir)
+    index = None
+    if root is not None:
+        folder = root
+        index = on_rank0(
+            lambda: scan_dataset(folder, unlabelled_dir=cfg.data.unlabelled_dir), everywhere=True
+        )
     run.create()
     with run.logging(*LOGGERS), torch_threads(cfg.trainer.threads):
         if root is None:
@@ -200,13 +208,20 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
         )
         cache = run.path / "cache" if cfg.data.cache else None
         loader, val, (train_ds, tt, unlabelled) = _loaders(cfg, index, split, cache)
+        if cache is not None and world_size() > 1:
+            # rank 0 fills the cache before any other rank reads it (MONAI writes a cache file
+            # by moving it from a temporary folder, not atomic across file systems)
+            sets = [train_ds]
+            sets += [] if val is None else [val.dataset]
+            sets += [] if unlabelled is None else [unlabelled[0]]
+            on_rank0(lambda: _fill_cache(sets))
         seed_everything(cfg.trainer.seed)  # the initial weights depend on the seed alone
         net = build_model(cfg.model)
         n_params = sum(p.numel() for p in net.parameters())
         logger.info("%s net: %d parameters", cfg.model.name, n_params)
         task = ZoneTask(net, cfg.loss, index.zones, cfg.data.roi, consistency=False)
         history: list[dict[str, Any]] = []
-        tcfg = _trainer_cfg(cfg.trainer, val is not None)
+        tcfg = _trainer_cfg(cfg, val is not None)
         stage1 = Trainer(tcfg, run_dir=run.stage_dir("stage1"), config_dict=to_dict(cfg))
         metrics = {"stage1": stage1.fit(task, loader, val)}
         history += [{"stage": "stage1", **row} for row in stage1.history]
@@ -224,7 +239,7 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
                 )
                 task2 = ZoneTask(net, cfg.loss, index.zones, cfg.data.roi, consistency=True)
                 t2cfg = _trainer_cfg(
-                    cfg.trainer,
+                    cfg,
                     val is not None,
                     epochs=cfg.stage2.epochs,
                     lr=cfg.trainer.lr * cfg.stage2.lr_scale,
@@ -246,6 +261,13 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
         run.write_json("train_metrics.json", metrics)
         logger.info("training finished: %s", {k: v.get("dice") for k, v in metrics.items()})
     return run
+
+
+def _fill_cache(datasets: list[Any]) -> None:
+    """Read every item of ``datasets`` once (a ``PersistentDataset`` caches each)."""
+    for ds in datasets:
+        for i in range(len(ds)):
+            ds[i]
 
 
 def _write_phantoms(cfg: ProstateConfig, root: Path) -> None:

@@ -151,7 +151,8 @@ def train_run(cfg: SepCLRConfig, out: str | Path) -> dict[str, Any]:
         InputError: On bad data or a run folder that cannot hold this run (nothing written).
     """
     init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
-    ds, fingerprint = load_dataset(cfg)
+    # rank 0 reads the data first: a bad file is reported once, the other ranks then read it
+    ds, fingerprint = on_rank0(lambda: load_dataset(cfg), everywhere=True)
     run = RunFolder.prepare(out, domain=DOMAIN, command="train", config=cfg, data=fingerprint)
     run.create()
     with run.logging(*_LOGGERS), torch_threads(cfg.trainer.threads):

@@ -93,7 +93,13 @@ MARKER = ".contrasuite.json"
 RUN_FORMAT = 1
 #: Settings that may change between a run and its resume without changing its results.
 SAFE_KEYS = frozenset(
-    {"trainer.progress", "trainer.log_every", "trainer.device", "trainer.threads"}
+    {
+        "trainer.progress",
+        "trainer.log_every",
+        "trainer.device",
+        "trainer.threads",
+        "trainer.find_unused_parameters",
+    }
 )
 _RUN_ID_KEY = "contrasuite_run_id"
 _T = TypeVar("_T")
@@ -396,6 +402,17 @@ class RunFolder:
                     f"folder, or delete {folder} to start over."
                 )
             marker = {**marker, "config": plain}  # safe keys take their new values
+            processes = int(marker.get("processes", 1))
+            if processes != world_size() and domain != "trainer":  # once, for the whole run
+                logger.warning(
+                    "%s: resuming a run started with %d process(es) with %d: the global batch "
+                    "and each process's share of the data change from here on, so the run is "
+                    "no longer what one uninterrupted run would give.",
+                    folder,
+                    processes,
+                    world_size(),
+                )
+            marker["processes"] = world_size()
             if data is not None:
                 marker["data"] = data
             return marker, True
@@ -419,6 +436,7 @@ class RunFolder:
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "data": data,
             "config": plain,
+            "processes": world_size(),
             "stages": {},
         }
         return marker, False

@@ -120,15 +120,34 @@ def test_bad_option_value(cli, tmp_path):
     assert "--epochs" in _one_line_error(result.err)
 
 
-def test_bad_input_under_torchrun_is_printed_by_rank_0_alone(cli, tmp_path, monkeypatch):
+def test_bad_input_under_torchrun_is_printed_once(cli, tmp_path, monkeypatch):
+    from medical.sepclr import train as sepclr_train
+    from shared.errors import InputError
+
     argv = ("sepclr", "train", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "r"))
-    monkeypatch.setenv("RANK", "1")  # every rank meets the same error; one message in all
-    result = cli(*argv)
-    assert (result.code, result.err) == (2, "")
+    monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", "0")
+    monkeypatch.setattr(sepclr_train, "init_from_env", lambda device: None)  # no process group
     result = cli(*argv)
     assert result.code == 2
     assert "none.npz" in _one_line_error(result.err)
+    monkeypatch.setenv("RANK", "1")
+    result = cli(*argv)  # an error of this rank's own: printed, with its rank
+    assert result.code == 2
+    assert _one_line_error(result.err).startswith("contrasuite: error: rank 1: --data")
+
+    def rank0_met_it(*args, **kwargs):  # what on_rank0 raises on the other ranks
+        err = InputError("--data x.npz: no such file or folder.")
+        err.from_rank0 = True
+        raise err
+
+    monkeypatch.setattr(sepclr_train, "load_dataset", rank0_met_it)
+    result = cli(*argv)
+    assert (result.code, result.err) == (2, "")  # rank 0 prints it
+    monkeypatch.setenv("WORLD_SIZE", "1")  # a RANK set outside torchrun changes nothing
+    result = cli(*argv)
+    assert result.code == 2
+    assert "x.npz" in _one_line_error(result.err)
 
 
 def test_under_torchrun_other_ranks_log_warnings_only(capsys, monkeypatch):
@@ -139,6 +158,7 @@ def test_under_torchrun_other_ranks_log_warnings_only(capsys, monkeypatch):
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:
+        monkeypatch.setenv("WORLD_SIZE", "2")
         for rank, shown in (("1", ["careful"]), ("0", ["progress", "careful"])):
             monkeypatch.setenv("RANK", rank)
             configure_logging()

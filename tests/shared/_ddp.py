@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -40,22 +41,37 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def start_torchrun(args: Sequence[str], cwd: Path, nproc: int = 2) -> subprocess.Popen[str]:
-    """Start ``python -m pipelines ARGS`` under torchrun with ``nproc`` processes (one thread)."""
+    """Start ``python -m pipelines ARGS`` under torchrun with ``nproc`` processes (one thread).
+
+    The launcher and its workers form a process group of their own, so :func:`wait_ok` can
+    stop them all.
+    """
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
     cmd += ["--nproc_per_node", str(nproc), "-m", "pipelines", *args]
     return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        start_new_session=True,
     )
 
 
 def wait_ok(proc: subprocess.Popen[str], timeout: float = 240) -> str:
-    """Wait for a :func:`start_torchrun` (killed after ``timeout`` s); its stdout, once status 0."""
+    """Wait for a :func:`start_torchrun`; its stdout, once status 0.
+
+    After ``timeout`` seconds (a hang: a rank left waiting in a collective) the launcher and
+    every worker are killed and the test fails.
+    """
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        message = f"torchrun still running after {timeout} s: {stderr[-3000:]}"
+        raise AssertionError(message) from None
     assert proc.returncode == 0, stdout[-3000:] + stderr[-3000:]
     return stdout

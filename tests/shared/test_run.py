@@ -174,18 +174,31 @@ def _two_ranks_share_one_run(rank, world):
     if rank == 0:  # a foreign folder: rank 0's check fails, and every rank gets its InputError
         (run.path.parent / "foreign").mkdir()
         (run.path.parent / "foreign" / "x.txt").write_text("x")
-    with pytest.raises(InputError, match="not empty and holds no contrasuite run"):
+    with pytest.raises(InputError, match="not empty and holds no contrasuite run") as info:
         RunFolder.prepare(f"{root}/foreign", **args)
+    assert info.value.from_rank0 == (rank != 0)  # only rank 0 prints it
 
 
 @pytest.mark.ddp
-def test_ranks_share_rank0s_run_and_errors(tmp_path, monkeypatch):
+def test_ranks_share_rank0s_run_and_errors(tmp_path, monkeypatch, caplog):
     from tests.shared._ddp import run_gloo
 
     monkeypatch.setenv("CONTRASUITE_TEST_RUN_BASE", str(tmp_path))  # the children inherit it
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     run_gloo(_two_ranks_share_one_run)
     assert not list(tmp_path.rglob("*.tmp"))
+    assert json.loads((tmp_path / "run" / MARKER).read_text())["processes"] == 2
+    # resumed by one process: allowed, with a warning that the run changes from here on
+    with caplog.at_level("WARNING", logger="shared.training.run"):
+        again = RunFolder.prepare(tmp_path / "run", domain="toy", command="train",
+                                  config={"lr": 0.1})  # fmt: skip
+    assert again.resumed
+    assert "started with 2 process(es) with 1" in caplog.text
+    caplog.clear()
+    again.create()  # records the new count: no warning on the next resume
+    with caplog.at_level("WARNING", logger="shared.training.run"):
+        RunFolder.prepare(tmp_path / "run", domain="toy", command="train", config={"lr": 0.1})
+    assert "process(es)" not in caplog.text
 
 
 def test_check_output_path(tmp_path):

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from shared.config import to_dict
-from shared.distributed import gather, gather_no_grad
+from shared.distributed import gather, gather_no_grad, shared_generator
 from shared.losses import FeatureTransformLoss, feature_transform_info_nce
 from vision.digits.data import DigitAugment
 from vision.digits.model import DigitsCNN
@@ -110,7 +110,14 @@ class FTTask(TwoViewTask):
         out: Tensor = self.key_head(self.key_encoder.forward_features(views))
         return out
 
-    def contrast(self, q1: Tensor, q2: Tensor, k1: Tensor, k2: Tensor) -> Tensor:
+    def contrast(
+        self,
+        q1: Tensor,
+        q2: Tensor,
+        k1: Tensor,
+        k2: Tensor,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
         """FT-InfoNCE of the queries against the other view's keys and the queue.
 
         Args:
@@ -118,13 +125,18 @@ class FTTask(TwoViewTask):
             q2: Queries of the second views. Shape: (B, D).
             k1: Keys of the first views. Shape: (B, D).
             k2: Keys of the second views. Shape: (B, D).
+            generator: Source of the FT coefficients (default: torch's global RNG).
 
         Returns:
             The loss (a scalar).
         """
         ft = self.ft
         negatives = ft.queue.clone()
-        kwargs: Mapping[str, Any] = {"pos_alpha": ft.pos_alpha, "neg_alpha": ft.neg_alpha}
+        kwargs: Mapping[str, Any] = {
+            "pos_alpha": ft.pos_alpha,
+            "neg_alpha": ft.neg_alpha,
+            "generator": generator,
+        }
         loss = feature_transform_info_nce(q1, k2, negatives, ft.temperature, **kwargs)
         if self.symmetric:
             reverse = feature_transform_info_nce(q2, k1, negatives, ft.temperature, **kwargs)
@@ -139,10 +151,11 @@ class FTTask(TwoViewTask):
         if self.training:
             self.momentum_update()
         k1, k2 = self.keys(views).chunk(2)
-        # under DDP the global batch on every rank (see TwoViewTask.loss): the same loss, and
-        # the same keys enqueued, so the queues stay equal
+        # under DDP the global batch on every rank (see TwoViewTask.loss) with the same FT
+        # coefficients (drawn from rank 0's RNG): the same loss, and the same keys enqueued, so
+        # the queues stay equal
         q1, q2, k1, k2 = gather(q1), gather(q2), gather_no_grad(k1), gather_no_grad(k2)
-        loss = self.contrast(q1, q2, k1, k2)
+        loss = self.contrast(q1, q2, k1, k2, shared_generator())
         if self.training:
             self.ft.enqueue(k2)
         return {"loss": loss, f"loss/{self.term}": loss.detach()}

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -265,7 +266,11 @@ def _train(
     logger.info(
         "%s %s into %s", "reusing" if run.is_finished(method) else "training", method, stage
     )
-    trainer = Trainer(cfg.trainer, stage, config_dict=_stage_config(method, cfg))
+    tcfg = cfg.trainer
+    if world_size() > 1 and method == "swav" and cfg.loss.swav.freeze_prototypes_steps > 0:
+        # the frozen prototypes get no gradient for a while: DDP must not wait for theirs
+        tcfg = dataclasses.replace(tcfg, find_unused_parameters=True)
+    trainer = Trainer(tcfg, stage, config_dict=_stage_config(method, cfg))
     metrics = trainer.fit(task, loader)
     if not run.is_finished(method):
         run.mark_finished(method, epochs=int(metrics.get("epochs", 0)))

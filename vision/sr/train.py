@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from shared.config import to_dict
-from shared.distributed import check_ranks_agree, init_from_env, world_size
+from shared.distributed import check_ranks_agree, init_from_env, on_rank0, world_size
 from shared.errors import InputError
 from shared.io import read_json
 from shared.runtime import resolve_device
@@ -131,7 +131,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
     """
     check_scale(cfg.data.scale)
     init_from_env(resolve_device(cfg.trainer.device))  # before the run folder's checks
-    train_pairs, val_pairs, fingerprint = _datasets(cfg)
+    train_pairs, val_pairs, fingerprint = on_rank0(lambda: _datasets(cfg), everywhere=True)
     run = RunFolder.prepare(out, domain="sr", command="train", config=cfg, data=fingerprint)
     loader, val = _loaders(cfg, train_pairs, val_pairs)
     models = build_models(cfg)
