@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from medical.prostate.evaluate import evaluate
+from shared.runtime import torch_threads
 from shared.training.checkpoint import safe_load
 from shared.training.run import MARKER, run_id_of
 from tests.shared._ddp import start_torchrun, wait_ok
@@ -56,4 +57,6 @@ def test_prostate_train_under_torchrun_two_gloo_processes(tmp_path: Path) -> Non
     assert metrics["n_cases"] == 2
     assert all(math.isfinite(z["dice"]) for z in metrics["per_zone"].values())
     # the weights are the model rank 0 scored: reloaded in one process, the same metrics
-    assert evaluate(run, run / "data", device="cpu")["per_zone"] == metrics["per_zone"]
+    with torch_threads(1):  # the ranks ran with one thread each: the same float rounding
+        again = evaluate(run, run / "data", device="cpu")
+    assert again["per_zone"] == metrics["per_zone"]

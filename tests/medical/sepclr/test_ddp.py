@@ -22,6 +22,7 @@ from medical.sepclr.model import SepCLRModel, SingleModel
 from medical.sepclr.tasks import SepCLRTask, SimCLRTask
 from medical.sepclr.train import evaluate_run
 from shared.losses import nt_xent
+from shared.runtime import torch_threads
 from shared.training.checkpoint import safe_load
 from shared.training.run import MARKER, run_id_of
 from tests.shared._ddp import run_gloo, start_torchrun, wait_ok
@@ -101,4 +102,5 @@ def test_sepclr_train_under_torchrun_two_gloo_processes(tmp_path: Path) -> None:
     # the weights are the model rank 0 evaluated: reloaded in one process, the same probes
     before = json.loads((run / "metrics.json").read_text())
     assert before["probes"]["salient"]["group_linear"] > 0.6
-    assert evaluate_run(run, "cpu")["probes"] == before["probes"]
+    with torch_threads(1):  # the ranks ran with one thread each: the same float rounding
+        assert evaluate_run(run, "cpu")["probes"] == before["probes"]
