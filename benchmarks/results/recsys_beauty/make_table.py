@@ -7,7 +7,7 @@ Usage (from the repository root)::
 Each RUN is a ``contrasuite recsys evaluate`` folder on ``../shared/data/seqrec/Beauty.txt``
 (default: the copies of their small files beside this script, ``run_*/``). Several folders may
 hold different models of the same split (they were trained in parallel); the paired test of
-each model against the first one (FastSASRec), and against DuoRec when it ran, uses the per-user positions in
+each model against the first one (FastSASRec), DuoRec and MCLRec (when they ran) uses the per-user positions in
 ``<model>/per_user_test.csv`` and ``recsys.stats.paired_test``, as ``results.md`` does.
 """
 
@@ -57,10 +57,9 @@ def main(runs: list[Path]) -> None:
         if paper:
             cells = " | ".join(f"{v:.4f}" for v in paper)
             print(f"| {PAPER_NAME.get(model, model)} (paper, Table 3) | {cells} | |")
-    # against the first model (FastSASRec), and against DuoRec, the paper's runner-up
-    for reference in dict.fromkeys(
-        [next(iter(results)), *(["DuoRec"] if "DuoRec" in results else [])]
-    ):
+    # against the first model (FastSASRec), DuoRec (the paper's runner-up) and MCLRec
+    others = [m for m in ("DuoRec", "MCLRec") if m in results]
+    for reference in dict.fromkeys([next(iter(results)), *others]):
         paired_table(results, reference)
 
 
