@@ -17,19 +17,14 @@ from medical.prostate.evaluate import evaluate
 from shared.runtime import torch_threads
 from shared.training.checkpoint import safe_load
 from shared.training.run import MARKER, run_id_of
+from tests.medical.prostate.test_pipeline import TINY as PIPELINE_TINY
 from tests.shared._ddp import start_torchrun, wait_ok
 
 TINY = [
-    "data.roi=16,16,4",
-    "data.spacing=4,4,6",
-    "model.base_filters=4",
-    "data.val_fraction=0.2",
-    "data.test_fraction=0.3",
-    "data.augment=false",
+    *PIPELINE_TINY,  # the single-process end-to-end test's sizes, on phantoms made in the run
     "data.phantom_cases=7",
     "data.phantom_shape=32,32,8",
     "data.phantom_spacing=2,2,6",
-    "trainer.progress=false",
     "stage2.epochs=1",
 ]
 
