@@ -1,10 +1,21 @@
+"""Baseline vs dual-path (stage 1, 2) on the MSD phantoms: per-zone means and per-seed values.
+
+Reads ``dual_s<seed>/metrics.json`` (written by ``prostate evaluate --baseline``) under ROOT
+(default: the committed copies beside this script; ``../runs/prostate`` for the run folders)::
+
+    python benchmarks/results/prostate/aggregate.py [ROOT]
+"""
+
 import json
 import statistics as st
+import sys
+from pathlib import Path
 
+root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 rows = {}
 for s in (1, 2):
     try:
-        m = json.load(open(f"../runs/prostate/dual_s{s}/metrics.json"))
+        m = json.loads((root / f"dual_s{s}" / "metrics.json").read_text())
     except FileNotFoundError:
         continue
     tabs = {"baseline": m["baseline"]["per_zone"], **m["stages"]}

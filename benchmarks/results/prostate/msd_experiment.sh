@@ -4,6 +4,8 @@ set -e
 cd .
 export OMP_NUM_THREADS=1
 D=../runs/prostate/msd
+[ -f $D/dataset.json ] || .venv/bin/python -m pipelines prostate phantom --out $D \
+  --from-masks ../shared/data/prostate-msd-labels --n-cases 28 --n-unlabelled 4
 COMMON="--data-dir $D data.spacing=1.5,1.5,4 data.roi=32,32,16 model.base_filters=4 trainer.epochs=30 stage2.epochs=8 trainer.progress=false trainer.threads=1 data.split_seed=0"
 for seed in 1 2; do
   .venv/bin/python -m pipelines prostate train --out ../runs/prostate/base_s$seed --model baseline --seed $seed $COMMON

@@ -1,10 +1,17 @@
-"""Mean and spread over seeds of Set5/Set14 x2 Y-PSNR/SSIM: bicubic, L1-only, PCL (w=5), PCL (w=5/255)."""
+"""Mean and spread over seeds of Set5/Set14 x2 Y-PSNR/SSIM: bicubic, L1-only, PCL (w=5), PCL (w=5/255).
+
+Reads ``p48-s<seed>/metrics.json`` and ``p48-s<seed>-w5on255/eval.json`` under ROOT (default:
+the committed copies beside this script; ``../runs/sr`` for the run folders themselves)::
+
+    python benchmarks/results/sr/aggregate.py [ROOT]
+"""
 
 import json
 import statistics as st
+import sys
 from pathlib import Path
 
-root = Path("../runs/sr")
+root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 rows: dict[tuple[str, str], dict[str, list[float]]] = {}
 seeds = []
 for s in (2020, 1, 2):
