@@ -30,7 +30,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -44,6 +44,17 @@ logger = logging.getLogger(__name__)
 
 PROG = "contrasuite"
 DEFAULT_SEED = 2020
+#: The largest seed: numpy's legacy RNG, scikit-learn's ``random_state`` and RecBole's
+#: ``init_seed`` take 0 .. 2**32 - 1. Every ``--seed``/``--seeds`` option and every ``seed`` /
+#: ``seeds`` config key is held to this range (see :class:`CliParser`, :func:`resolve_config`).
+MAX_SEED = 2**32 - 1
+#: Options whose metavar says they name a file or folder (``DIR``, ``FILE.yaml``, ``RUN``,
+#: ``FILE_OR_DIR``, ``PATH``), and those (by ``dest``) that take a name or a path (recsys'
+#: ``--dataset``); an empty value would silently mean the current folder.
+_PATH_METAVAR = re.compile(r"DIR|FILE|PATH|RUN")
+_PATH_DESTS = ("dataset",)
+#: Options (by ``dest``) that take a seed or a comma-separated list of seeds.
+_SEED_DESTS = ("seed", "seeds")
 
 #: Where the common CLI options land in a pipeline's config dataclass (dotted keys).
 DEFAULT_OPTION_KEYS: Mapping[str, str] = {
@@ -87,6 +98,24 @@ class CliParser(argparse.ArgumentParser):
             text = text.rstrip("\n") + "\n\n" + self.help_appendix().rstrip("\n") + "\n"
         return text
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does, then check the values that every command shares.
+
+        A seed (an option with ``dest`` ``seed`` or ``seeds``) must lie in 0 .. :data:`MAX_SEED`
+        and a path (an option whose metavar names a ``DIR``, ``FILE``, ``PATH`` or ``RUN``) must
+        not be empty; otherwise the usual one-line error and exit status 2. Subcommand parsers
+        are parsed by this method too, so each checks its own options.
+        """
+        parsed, extra = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if action.option_strings:
+                problem = _value_problem(action, getattr(parsed, action.dest, None))
+                if problem:
+                    self.error(f"argument {'/'.join(action.option_strings)}: {problem}")
+        return parsed, extra
+
     def error(self, message: str) -> NoReturn:
         """Print ``message`` (with a "did you mean" hint and a pointer to --help) and exit 2."""
         message = message + self._hint(message)
@@ -104,6 +133,28 @@ class CliParser(argparse.ArgumentParser):
             hint = closest_match(choice.group(1), options)
             return f"; did you mean {hint!r}?" if hint else ""
         return ""
+
+
+def _value_problem(action: argparse.Action, value: Any) -> str | None:
+    """What is wrong with an option's parsed value (see :meth:`CliParser.parse_known_args`)."""
+    if value is None or value is argparse.SUPPRESS:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if action.dest in _SEED_DESTS:
+        for item in values:
+            for part in str(item).split(","):
+                try:
+                    seed = int(part)
+                except ValueError:
+                    continue  # not a number: the option's own parser says so
+                if not 0 <= seed <= MAX_SEED:
+                    return f"expected a seed from 0 to {MAX_SEED}, got {part.strip()!r}"
+    metavar = action.metavar if isinstance(action.metavar, str) else ""
+    if _PATH_METAVAR.search(metavar) or action.dest in _PATH_DESTS:
+        for item in values:
+            if isinstance(item, str) and not item.strip():
+                return f"expected a path, got {item!r} (an empty path means the current folder)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -347,15 +398,25 @@ def resolve_config(
     else:
         cfg = build_config(cls, defaults or {}, source="defaults")
     overrides = cli_overrides(args, option_keys)
+    # an error in a value given as an option names the option, as the user typed it
+    sources = [
+        f"--{dest.replace('_', '-')} {getattr(args, dest)}"
+        for dest in option_keys
+        if getattr(args, dest, None) is not None
+    ]
     if getattr(args, "quiet", 0) and _has_key(cls, "trainer.progress"):
         overrides.insert(0, "trainer.progress=false")
+        sources.insert(0, "-q")
     overrides += list(getattr(args, "overrides", None) or [])
     for item in overrides:
         if "=" not in item or item.startswith("="):
             raise InputError(
                 f"Expected a setting as KEY=VALUE (e.g. trainer.lr=3e-4), but got {item!r}."
             )
-    cfg = apply_overrides(cfg, overrides)
+    cfg = apply_overrides(cfg, overrides, sources)
+    for key, seed in _config_seeds(cfg):
+        if not 0 <= seed <= MAX_SEED:
+            raise InputError(f"Expected `{key}` to be a seed from 0 to {MAX_SEED}, but got {seed}.")
     device_key = option_keys.get("device")
     if device_key is not None:
         check_device(str(_get_key(cfg, device_key)))
@@ -378,6 +439,20 @@ def check_device(device: str) -> str:
 
     resolve_device(device)
     return device
+
+
+def _config_seeds(cfg: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
+    """``(dotted key, seed)`` for every ``seed`` / ``seeds`` field of a config, at any depth."""
+    import dataclasses
+
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            yield from _config_seeds(value, f"{prefix}{f.name}.")
+        elif f.name in _SEED_DESTS:
+            for seed in value if isinstance(value, (tuple, list)) else (value,):
+                if isinstance(seed, int):
+                    yield f"{prefix}{f.name}", seed
 
 
 def _get_key(cfg: Any, dotted: str) -> Any:

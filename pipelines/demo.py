@@ -2,7 +2,13 @@
 
 Each demo step writes its own folder ``DIR/<step>/`` and returns a :class:`DemoResult`; the
 command then writes ``DIR/index.html`` (a table of every step's headline numbers, links to its
-files, and the step's own summary) and ``DIR/demo.json`` (the same numbers as JSON).
+files, and the step's own summary) and ``DIR/demo.json`` (the same as JSON, with each step's
+settings and time, so that a later call can keep the step in its index).
+
+Inside its folder a step keeps one run folder per mode (:attr:`DemoContext.run_dir`: ``run``,
+``run-quick``, ``run-smoke``), so calls in different modes into one demo folder live side by
+side. The index lists the steps of this call and, from the earlier ``demo.json``, the steps an
+earlier call ran with the same settings (quick, smoke, seed), marked as such.
 
 A domain declares its step in its :class:`shared.domain.DomainSpec` (``demo=``), and
 :mod:`pipelines.domain` registers it here with :func:`register_demo_step`; the step function
@@ -46,6 +52,8 @@ __all__ = ["DEMO_STEPS", "DemoContext", "DemoResult", "DemoStep", "register_demo
 DEFAULT_OUT = "contrasuite-demo"
 #: Marks a folder as a demo folder (written before the first step runs).
 DEMO_MARKER = ".contrasuite-demo"
+#: The settings an earlier call's step must share with this call to stay in the index.
+MATCHING_SETTINGS = ("quick", "smoke", "seed")
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,9 @@ def run_demo(
 ) -> int:
     """Run demo steps into ``out`` and write ``out/index.html`` and ``out/demo.json``.
 
-    A step that fails is reported in the index (the others still run).
+    A step that fails is reported in the index (the others still run). The index and
+    ``demo.json`` also keep the steps of an earlier call into ``out`` that this call did not
+    run, when that call had the same quick, smoke and seed settings.
 
     Args:
         out: The demo folder.
@@ -180,8 +190,14 @@ def run_demo(
         outcomes.append(_Outcome(step, "ok", seconds, result=result))
     total = time.time() - started
     settings = {"quick": quick, "seed": seed, "device": device, "smoke": smoke}
-    atomic_write_text(out_dir / "demo.json", _demo_json(outcomes, settings, total))
-    index = atomic_write_text(out_dir / "index.html", _index_html(outcomes, settings, total))
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    entries = {o.step.name: _entry(o, settings, created) for o in outcomes}
+    earlier = _earlier_entries(out_dir, settings, ran=set(entries))
+    merged = _in_step_order({**earlier, **entries})
+    atomic_write_text(out_dir / "demo.json", _demo_json(merged, settings, total, created))
+    index = atomic_write_text(
+        out_dir / "index.html", _index_html(merged, set(earlier), settings, total)
+    )
     failed = [o.step.name for o in outcomes if o.status != "ok"]
     if failed:
         logger.error(
@@ -223,77 +239,168 @@ def _json_number(value: Any) -> Any:
     return value
 
 
-def _demo_json(outcomes: list[_Outcome], settings: Mapping[str, Any], total: float) -> str:
+def _entry(o: _Outcome, settings: Mapping[str, Any], created: str) -> dict[str, Any]:
+    """One step's ``demo.json`` entry; links are relative to the demo folder."""
+    r = o.result
+    return {
+        "title": r.title if r else o.step.title,
+        "status": o.status,
+        "seconds": round(o.seconds, 2),
+        "metrics": {k: _json_number(v) for k, v in (r.metrics if r else {}).items()},
+        "links": {k: f"{o.step.name}/{v}" for k, v in (r.links if r else {}).items()},
+        **({"error": o.error} if o.error else {}),
+        "notes": r.notes if r else "",
+        "summary_html": r.summary_html if r else "",
+        "settings": dict(settings),
+        "created": created,
+    }
+
+
+def _earlier_entries(
+    out_dir: Path, settings: Mapping[str, Any], *, ran: set[str]
+) -> dict[str, dict[str, Any]]:
+    """The entries of ``out_dir/demo.json`` to keep: steps not in ``ran``, same settings.
+
+    An unreadable ``demo.json`` is logged and ignored (the index then lists this call only), as
+    is an entry of another shape or of an ``ok`` step whose folder is gone.
+    """
+    path = out_dir / "demo.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        steps = data["steps"]
+        if not isinstance(steps, dict):
+            raise TypeError(f"expected 'steps' to be an object, got {type(steps).__name__}")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        logger.warning("[demo] ignoring the earlier %s (%s: %s)", path, type(err).__name__, err)
+        return {}
+    kept: dict[str, dict[str, Any]] = {}
+    other: list[str] = []
+    for name, entry in steps.items():
+        if name in ran:
+            continue
+        try:
+            clean = _clean_entry(entry, data.get("settings"), data.get("created"))
+        except (TypeError, ValueError, KeyError) as err:
+            logger.warning("[demo] ignoring step %r of the earlier %s: %s", name, path, err)
+            continue
+        if any(clean["settings"].get(k) != settings[k] for k in MATCHING_SETTINGS):
+            other.append(name)
+        elif clean["status"] == "ok" and not (out_dir / name).is_dir():
+            logger.info("[demo] the index drops %r: its folder is gone", name)
+        else:
+            kept[name] = clean
+    if other:
+        logger.info(
+            "[demo] the index lists this call's settings only; it drops %s (run earlier with "
+            "other settings; their files stay)",
+            ", ".join(other),
+        )
+    return kept
+
+
+def _clean_entry(entry: Any, settings: Any, created: Any) -> dict[str, Any]:
+    """An earlier ``demo.json`` entry in this version's shape (older files lack some keys).
+
+    Raises:
+        TypeError: If a field has another type.
+        KeyError: If ``status`` is missing.
+    """
+
+    def typed(value: Any, kind: type, what: str) -> Any:
+        if not isinstance(value, kind):
+            raise TypeError(f"expected {what} to be {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    typed(entry, dict, "the entry")
+    return {
+        "title": str(entry.get("title", "")),
+        "status": typed(entry["status"], str, "status"),
+        "seconds": float(entry.get("seconds") or 0.0),
+        "metrics": dict(typed(entry.get("metrics", {}), dict, "metrics")),
+        "links": {
+            str(k): typed(v, str, "a link")
+            for k, v in typed(entry.get("links", {}), dict, "links").items()
+        },
+        **({"error": str(entry["error"])} if entry.get("error") else {}),
+        "notes": str(entry.get("notes", "")),
+        "summary_html": typed(entry.get("summary_html", ""), str, "summary_html"),
+        "settings": dict(typed(entry.get("settings", settings), dict, "settings")),
+        "created": str(entry.get("created", created or "")),
+    }
+
+
+def _in_step_order(entries: Mapping[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``entries`` in the order the steps run (steps no longer registered last)."""
+    order = {name: i for i, name in enumerate(DEMO_STEPS.names())}
+    names = sorted(entries, key=lambda n: order.get(n, len(order)))  # stable: old order kept
+    return {n: entries[n] for n in names}
+
+
+def _demo_json(
+    entries: Mapping[str, Mapping[str, Any]],
+    settings: Mapping[str, Any],
+    total: float,
+    created: str,
+) -> str:
     data = {
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": created,
         "settings": dict(settings),
         "seconds": round(total, 2),
-        "steps": {
-            o.step.name: {
-                "title": o.result.title if o.result else o.step.title,
-                "status": o.status,
-                "seconds": round(o.seconds, 2),
-                "metrics": {
-                    k: _json_number(v) for k, v in (o.result.metrics if o.result else {}).items()
-                },
-                "links": {
-                    k: f"{o.step.name}/{v}" for k, v in (o.result.links if o.result else {}).items()
-                },
-                **({"error": o.error} if o.error else {}),
-            }
-            for o in outcomes
-        },
+        "steps": {name: dict(entry) for name, entry in entries.items()},
     }
     return json.dumps(data, indent=2) + "\n"
 
 
-def _index_html(outcomes: list[_Outcome], settings: Mapping[str, Any], total: float) -> str:
+def _index_html(
+    entries: Mapping[str, Mapping[str, Any]],
+    earlier: set[str],
+    settings: Mapping[str, Any],
+    total: float,
+) -> str:
     rows = []
-    for o in outcomes:
-        title = o.result.title if o.result else o.step.title
-        status = f'<span class="{esc(o.status)}">{esc(o.status)}</span>'
-        headline = ""
-        links = ""
-        if o.result:
-            headline = "<br>".join(
-                f"{esc(k)} = {esc(_fmt(v))}" for k, v in o.result.metrics.items()
-            )
-            links = " · ".join(
-                html_link(f"{o.step.name}/{href}", label) for label, href in o.result.links.items()
-            )
+    sections = []
+    for name, e in entries.items():
+        status = f'<span class="{esc(e["status"])}">{esc(e["status"])}</span>'
+        when = ""
+        if name in earlier:
+            status += f'<br><span class="note">earlier call, {esc(_when(e["created"]))}</span>'
+            when = f'<p class="note">From an earlier call ({esc(_when(e["created"]))}).</p>\n'
+        if e["status"] == "ok":
+            headline = "<br>".join(f"{esc(k)} = {esc(_fmt(v))}" for k, v in e["metrics"].items())
         else:
-            headline = esc(o.error)
+            headline = esc(e.get("error", ""))
+        links = " · ".join(html_link(href, label) for label, href in e["links"].items())
         rows.append(
             [
-                html_link(f"{o.step.name}/", o.step.name),
-                title,
+                html_link(f"{name}/", name),
+                e["title"],
                 status,
                 headline,
-                f"{o.seconds:.1f}",
+                f"{e['seconds']:.1f}",
                 links,
             ]
+        )
+        if e["status"] != "ok":
+            sections.append(
+                f'<h2 id="{esc(name)}">{esc(e["title"])}</h2>\n{when}'
+                f'<p class="failed">Failed: {esc(e.get("error", ""))}</p>'
+            )
+            continue
+        notes = f'<p class="note">{esc(e["notes"])}</p>\n' if e["notes"] else ""
+        sections.append(
+            f'<h2 id="{esc(name)}">{esc(e["title"])}</h2>\n{when}{notes}{e["summary_html"]}'
         )
     table = html_table(
         ["step", "what", "status", "headline numbers", "seconds", "files"],
         rows,
         raw_html_columns=(0, 2, 3, 4, 5),
     )
-    sections = []
-    for o in outcomes:
-        if not o.result:
-            sections.append(
-                f'<h2 id="{esc(o.step.name)}">{esc(o.step.title)}</h2>\n'
-                f'<p class="failed">Failed: {esc(o.error)}</p>'
-            )
-            continue
-        notes = f'<p class="note">{esc(o.result.notes)}</p>\n' if o.result.notes else ""
-        sections.append(
-            f'<h2 id="{esc(o.step.name)}">{esc(o.result.title)}</h2>\n{notes}'
-            f"{o.result.summary_html}"
-        )
     mode = "smoke" if settings.get("smoke") else "quick" if settings.get("quick") else "full"
+    kept = f" ({len(earlier)} from an earlier call)" if earlier else ""
     subtitle = (
-        f"{len(outcomes)} step(s), {mode} settings, seed {settings.get('seed')}, "
+        f"{len(entries)} step(s){kept}, {mode} settings, seed {settings.get('seed')}, "
         f"device {settings.get('device')}, {total:.0f} s; "
         f"written {datetime.now().strftime('%Y-%m-%d %H:%M')}"
     )
@@ -302,9 +409,10 @@ def _index_html(outcomes: list[_Outcome], settings: Mapping[str, Any], total: fl
         + "\n"
         + "\n".join(sections)
         + (
-            '\n<p class="note">Each step folder holds its run folders (config.yaml, '
-            "metrics.json, history.csv, log.txt, weights.pt, state.pt). Running the same "
-            "command again reuses finished runs and resumes interrupted ones.</p>"
+            '\n<p class="note">Each step folder holds one folder per mode (run, run-quick) '
+            "with its run folders (config.yaml, metrics.json, history.csv, log.txt, weights.pt, "
+            "state.pt). Running the same command again reuses finished runs and resumes "
+            "interrupted ones.</p>"
         )
     )
     return html_page(
@@ -312,7 +420,17 @@ def _index_html(outcomes: list[_Outcome], settings: Mapping[str, Any], total: fl
     )
 
 
+def _when(created: str) -> str:
+    """``created`` (ISO 8601, UTC) in local time, to the minute; as given if unparseable."""
+    try:
+        return datetime.fromisoformat(created).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return created
+
+
 def _fmt(value: Any) -> str:
+    if value is None:  # a NaN, written to demo.json as null
+        return "nan"
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -321,12 +439,14 @@ def _fmt(value: Any) -> str:
 _DEMO_EPILOG = """\
 examples:
   contrasuite demo                        # full settings, into ./contrasuite-demo
-  contrasuite demo --quick --out /tmp/d   # small settings, about a minute on 2 CPU cores
-  contrasuite demo --steps digits        # only some steps (comma-separated)
+  contrasuite demo --quick --out /tmp/d   # small settings: about 15 min on 2 CPU cores
+  contrasuite demo --steps digits         # only some steps (comma-separated)
   contrasuite demo --list                 # list the steps
 
 Each step writes DIR/<step>/ (its run folders); DIR/index.html links and summarizes them and
 opens offline. Running the same command again reuses finished runs and resumes interrupted ones.
+Each mode keeps its own runs (DIR/<step>/run, run-quick), so a --quick call and a full one can
+share DIR; the index also lists the steps an earlier call ran with the same --quick and --seed.
 """
 
 
@@ -349,7 +469,8 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small settings: the whole demo in about a minute on a laptop CPU",
+        help="small settings: the whole demo in about 15 minutes on 2 CPU cores (most of it the "
+        "sr step; --steps picks fewer)",
     )
     parser.add_argument(
         "--steps",

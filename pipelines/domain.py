@@ -139,7 +139,6 @@ def register_domain(spec: DomainSpec) -> DomainSpec:
             raise ValueError(
                 f"{spec.name} {command.name}: run run and config must be 'module:name'."
             )
-    commands = "\n".join(f"  {c.name:10s} {c.help}" for c in spec.commands)
 
     def configure(parser: argparse.ArgumentParser) -> None:
         sub = parser.add_subparsers(
@@ -152,12 +151,11 @@ def register_domain(spec: DomainSpec) -> DomainSpec:
     examples = "\n".join(
         "  " + c.examples.strip().splitlines()[0] for c in spec.commands if c.examples.strip()
     )
-    register_command(
+    register_command(  # argparse lists the commands (title "commands"); the epilog does not
         spec.name,
         help=spec.help,
         description=spec.description or spec.help,
-        epilog=f"commands:\n{commands}\n\n"
-        + (f"examples:\n{examples}\n\n" if examples else "")
+        epilog=(f"examples:\n{examples}\n\n" if examples else "")
         + f"run 'contrasuite {spec.name} COMMAND --help' for one.\n",
     )(configure)
     if spec.demo is not None:

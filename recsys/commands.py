@@ -98,14 +98,15 @@ def evaluate(args: argparse.Namespace, cfg: RecsysConfig) -> int:
 def demo_step(ctx: DemoContext) -> DemoResult:
     """The demo's recommendation step: SASRec and MCLRec on ml-100k under a small budget.
 
-    Both are trained a few short epochs under the full protocol and tested by full ranking;
-    re-running it keeps finished models and resumes an interrupted one.
+    Both are trained a few short epochs under the full protocol and tested by full ranking,
+    in the run folder ``ctx.run_dir`` (one per mode); re-running it keeps finished models and
+    resumes an interrupted one.
     """
     budget = DEMO_SMOKE if ctx.smoke else DEMO_QUICK if ctx.quick else DEMO_FULL
     data = to_dict(RecsysConfig(dataset="ml-100k", models=("SASRec", "MCLRec")))
     runtime = {"trainer": {"seed": ctx.seed, "device": ctx.device, "progress": ctx.progress}}
     cfg = from_dict(RecsysConfig, deep_merge(deep_merge(data, budget), runtime), source="demo")
-    out = Path(ctx.out_dir)
+    out = ctx.run_dir
     results = evaluate_models(cfg, out, command=reproduce_command(cfg, out))
     cells = ("hit@10", "ndcg@10", "mrr@10", "hit@20", "ndcg@20")
     rows = "".join(
@@ -118,7 +119,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
         for name, r in results.items()
     )
     header = "".join(f"<th>test {m}</th>" for m in cells)
-    prefix = html.escape(out.name + "/")
+    prefix = html.escape(f"{ctx.out_dir.name}/{ctx.run_name}/")
     t = cfg.trainer
     summary = (
         f"<table><tr><th>model</th>{header}<th>epochs</th><th>s/epoch</th><th>params</th></tr>"
@@ -145,10 +146,13 @@ def demo_step(ctx: DemoContext) -> DemoResult:
         metrics=metrics,
         summary_html=summary,
         links={
-            "results": "results.md",
-            "results.json": "results.json",
-            "plot": "valid_ndcg.png",
-            "log": "log.txt",
+            label: f"{ctx.run_name}/{name}"
+            for label, name in (
+                ("results", "results.md"),
+                ("results.json", "results.json"),
+                ("plot", "valid_ndcg.png"),
+                ("log", "log.txt"),
+            )
         },
         notes=(
             "RecBole's SASRec and our MCLRec (RecBole model + alternating-update trainer) on "

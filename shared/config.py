@@ -105,8 +105,14 @@ def _describe(tp: Any) -> str:
     if _is_union(tp):
         return " or ".join("null" if a is type(None) else _describe(a) for a in get_args(tp))
     if get_origin(tp) in (tuple, list, Sequence):
-        args = [a for a in get_args(tp) if a is not Ellipsis]
-        return f"a list of {_describe(args[0])} values" if args else "a list"
+        args = get_args(tp)
+        if not args:
+            return "a list"
+        if get_origin(tp) is tuple and args[-1] is not Ellipsis:
+            if len(set(args)) == 1:
+                return f"a list of {len(args)} values, each {_describe(args[0])}"
+            return "a list of values (" + ", ".join(_describe(a) for a in args) + ")"
+        return f"a list of values, each {_describe(args[0])}"
     if get_origin(tp) in (dict, Mapping):
         return "a mapping"
     if _is_dataclass_type(tp):
@@ -221,7 +227,7 @@ def _coerce(value: Any, tp: Any, path: str, source: str, text: bool) -> Any:
             raise bad()
         if origin is tuple and args and args[-1] is not Ellipsis:
             if len(items) != len(args):
-                raise bad(f" Expected {len(args)} values.")
+                raise bad()
             elem_types = list(args)
         else:
             elem_types = [args[0] if args else Any] * len(items)
@@ -396,7 +402,7 @@ def from_dict(cls: type[T], data: Mapping[str, Any], *, source: str = "config") 
     return _build(cls, data, "", source)
 
 
-def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
+def apply_overrides(cfg: T, overrides: Sequence[str], sources: Sequence[str] = ()) -> T:
     """Return a copy of ``cfg`` with ``key.sub=value`` overrides applied in order.
 
     Values are parsed against the field types (see the module docstring); ``none``/``null``
@@ -405,6 +411,8 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
     Args:
         cfg: A dataclass instance. Not modified.
         overrides: Strings such as ``"trainer.lr=1e-4"``.
+        sources: What an error names as the origin of each override, by position (e.g.
+            ``"--epochs 0"`` for a command-line option); by default ``override `KEY=VALUE```.
 
     Returns:
         A new instance of the same type.
@@ -413,8 +421,8 @@ def apply_overrides(cfg: T, overrides: Sequence[str]) -> T:
         ConfigError: If an override is not of the form ``key=value``, names an unknown key
             (with the closest valid key), or has a value of the wrong type.
     """
-    for override in overrides:
-        source = f"override `{override}`"
+    for i, override in enumerate(overrides):
+        source = sources[i] if i < len(sources) else f"override `{override}`"
         key, sep, raw = str(override).partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):

@@ -210,13 +210,24 @@ class DomainSpec:
 class DemoContext:
     """What a demo step is told.
 
+    A step writes its runs under :attr:`run_dir` (``DIR/<step>/run``, ``run-quick`` or
+    ``run-smoke``), so that one demo folder holds the runs of every mode side by side and a
+    call in another mode neither reuses nor refuses the runs of an earlier one. Links in its
+    :class:`DemoResult` then start with :attr:`run_name`.
+
     Attributes:
-        out_dir: The step's own folder, ``DIR/<step>`` (may already hold an earlier run).
-        quick: ``--quick``: small settings, the whole demo in a few minutes.
+        out_dir: The step's own folder, ``DIR/<step>`` (may already hold earlier runs).
+        quick: ``--quick``: small settings.
         seed: Random seed.
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         progress: Whether the Trainer shows progress bars.
         smoke: Test-only, even smaller than ``quick`` (hidden ``--smoke`` option).
+
+    Examples:
+        >>> DemoContext(Path("demo/digits"), quick=True).run_dir.as_posix()
+        'demo/digits/run-quick'
+        >>> DemoContext(Path("demo/digits")).run_name
+        'run'
     """
 
     out_dir: Path
@@ -225,6 +236,21 @@ class DemoContext:
     device: str = "auto"
     progress: bool = True
     smoke: bool = False
+
+    @property
+    def mode(self) -> str:
+        """``"smoke"``, ``"quick"`` or ``"full"`` (``smoke`` wins over ``quick``)."""
+        return "smoke" if self.smoke else "quick" if self.quick else "full"
+
+    @property
+    def run_name(self) -> str:
+        """This mode's folder name in :attr:`out_dir`: ``run``, ``run-quick`` or ``run-smoke``."""
+        return "run" if self.mode == "full" else f"run-{self.mode}"
+
+    @property
+    def run_dir(self) -> Path:
+        """This mode's folder, ``out_dir / run_name``, which holds the step's runs and reports."""
+        return Path(self.out_dir) / self.run_name
 
 
 @dataclass(frozen=True)

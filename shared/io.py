@@ -36,6 +36,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "jsonable",
+    "read_csv",
     "read_json",
     "write_csv",
     "write_json",
@@ -176,6 +177,15 @@ def read_json(path: PathLike) -> Any:
         raise InputError(f"Expected a JSON file at {path}, but it does not exist.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"Expected {path} to hold valid JSON, but got: {exc}") from None
+
+
+def read_csv(path: PathLike) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header, as dicts of strings (empty if the file is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def write_csv(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -217,7 +217,8 @@ def explain(
     """Write explanation reports for ECGs of a trained run.
 
     One ECG (a single ``ecg_ids`` entry, no ``fold``): ``out`` is the HTML file (default
-    ``RUN/explanations/ecg_<id>.html``). Several ECGs or a whole ``fold``: ``out`` is a folder
+    ``RUN/explanations/ecg_<id>.html``), or, when it ends with a slash or is an existing folder,
+    the folder that gets ``ecg_<id>.html``. Several ECGs or a whole ``fold``: ``out`` is a folder
     (default ``RUN/explanations``) with one report per ECG and ``index.html``.
 
     The prototypes' source segments are always read from the data the run was trained on (its
@@ -257,9 +258,13 @@ def explain(
     ):
         check_output_path(out, option="--out")  # never over a run's own files
     if single:
-        target = (
-            Path(out) if out is not None else run.path / "explanations" / f"ecg_{ecg_ids[0]}.html"
-        )
+        name = f"ecg_{ecg_ids[0]}.html"
+        if out is None:
+            target = run.path / "explanations" / name
+        elif str(out).endswith(("/", os.sep)) or Path(out).is_dir():  # a folder to write into
+            target = Path(out) / name
+        else:
+            target = Path(out)
         _check_writable_file(target, "--out")
     else:
         target = Path(out) if out is not None else run.path / "explanations"
@@ -360,13 +365,13 @@ DEMO_FULL: dict[str, Any] = {
 def demo_step(ctx: DemoContext) -> DemoResult:
     """The demo's ECG step: synthetic PTB-XL, a small ProtoECGNet, one explanation report.
 
-    Writes ``DIR/data`` (synthetic PTB-XL, its cache in ``DIR/cache``), the run folder
-    (``DIR/run``; ``run-quick`` with ``--quick``, ``run-smoke`` in tests) and one report in it.
+    Writes ``DIR/data-<n>`` (synthetic PTB-XL, its cache in ``DIR/cache``), the run folder
+    ``ctx.run_dir`` (one per mode) and one report in it.
     Running it again reuses the data and the finished run (or resumes an interrupted one).
     """
     out = Path(ctx.out_dir)
     n_records = 120 if ctx.smoke else 300 if ctx.quick else 400
-    name = "run-smoke" if ctx.smoke else "run-quick" if ctx.quick else "run"
+    name = ctx.run_name
     data_dir = out / f"data-{n_records}"
     if not (data_dir / "ptbxl_database.csv").exists():
         write_synthetic_ptbxl(data_dir, n_records=n_records, seed=ctx.seed, progress=ctx.progress)
@@ -379,7 +384,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
                     "threads": 1},  # one intra-op thread: no oversubscription on small CPUs
     })  # fmt: skip
     cfg = build(*layers, source="demo settings")
-    run_dir = out / name
+    run_dir = ctx.run_dir
     metrics = train_run(cfg, run_dir, progress=ctx.progress)
     # Explain the test ECG the model is most confident about among its reference statements.
     data = load_data(cfg.data, progress=False)

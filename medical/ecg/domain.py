@@ -170,7 +170,8 @@ DOMAIN = DomainSpec(
                 "prototypes behind them: the matching window of this ECG beside the prototype's\n"
                 "source segment of a training ECG, with where its similarity stands among the\n"
                 "training ECGs, the fusion weight and the contribution to the logit. One\n"
-                "--ecg-id: --out is the HTML file (default RUN/explanations/ecg_ID.html);\n"
+                "--ecg-id: --out is the HTML file (default RUN/explanations/ecg_ID.html), or a\n"
+                "folder (an existing one, or a path ending in /) that gets ecg_ID.html;\n"
                 "several, or --fold: --out is a folder (default RUN/explanations) with one report\n"
                 "each and index.html."
             ),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ from medical.prostate import ZONES
 from medical.prostate.config import ProstateConfig
 from shared.distributed import is_main_process, on_rank0
 from shared.domain import DemoContext, DemoResult
-from shared.errors import InputError
 from shared.io import read_json
 from shared.report import html_link, html_table
 from shared.training.run import check_output_path
@@ -24,21 +22,10 @@ logger = logging.getLogger(__name__)
 
 def phantom(args: argparse.Namespace) -> int:
     """``contrasuite prostate phantom --out DIR [--n-cases N] [--seed S] [--from-masks DIR]``."""
-    from medical.prostate.phantom import PHANTOM_NAME, write_phantom_dataset
+    from medical.prostate.phantom import write_phantom_dataset
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        name = None
-        if (out / "dataset.json").is_file():
-            with contextlib.suppress(InputError):
-                name = (read_json(out / "dataset.json") or {}).get("name")
-        if name != PHANTOM_NAME:
-            raise InputError(
-                f"--out {out}: expected a new or empty folder (or an earlier phantom set), "
-                "but it holds other files" + (f" (a data set named {name!r})." if name else ".")
-            )
-    root = write_phantom_dataset(
-        out,
+    root = write_phantom_dataset(  # an earlier phantom set in --out is replaced as a whole
+        args.out,
         args.n_cases,
         args.seed,
         n_unlabelled=args.n_unlabelled,
@@ -46,7 +33,13 @@ def phantom(args: argparse.Namespace) -> int:
         spacing=args.spacing,
         from_masks=args.from_masks,
     )
-    print(f"wrote {root} (imagesTr/, labelsTr/, imagesTs/, dataset.json)")
+    meta = read_json(root / "dataset.json")
+    n_train, n_test = meta["numTraining"], meta["numTest"]
+    where = " (imagesTs/)" if n_test else ""
+    print(
+        f"wrote {root}: {n_train} labelled cases (imagesTr/, labelsTr/), {n_test} unlabelled "
+        f"images{where} and dataset.json"
+    )
     return 0
 
 
@@ -107,7 +100,9 @@ def predict(args: argparse.Namespace) -> int:
     written = run_predict(
         args.run, args.input, args.out, device=args.device, report=not args.no_report
     )
-    print(f"wrote {len(written)} label maps (and reports) to {args.out}")
+    n, s = len(written), "" if len(written) == 1 else "s"
+    reports = "" if args.no_report else f" and {n} HTML report{s}"
+    print(f"wrote {n} label map{s}{reports} to {args.out}")
     return 0
 
 
@@ -151,14 +146,18 @@ def _demo_overrides(ctx: DemoContext, data_dir: Path) -> list[str]:
 
 
 def demo_step(ctx: DemoContext) -> DemoResult:
-    """Baseline vs dual-path (stage 1 and 2) on phantoms; one case report."""
+    """Baseline vs dual-path (stage 1 and 2) on phantoms; one case report.
+
+    Writes the phantoms, both run folders and the report in ``ctx.run_dir`` (one per mode: the
+    phantoms' size depends on it too).
+    """
     from medical.prostate.evaluate import evaluate as run_evaluate
     from medical.prostate.evaluate import predict as run_predict
     from medical.prostate.phantom import write_phantom_dataset
     from medical.prostate.train import train as run_train
     from shared.config import apply_overrides
 
-    data = ctx.out_dir / "phantoms"
+    data = ctx.run_dir / "phantoms"
     n_cases = 6 if ctx.smoke else 10 if ctx.quick else 14
     shape = (32, 32, 8) if ctx.smoke else (48, 48, 12)
     spacing = (4.0, 4.0, 6.0) if ctx.smoke else (1.5, 1.5, 4.0)
@@ -168,7 +167,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
     runs = {}
     for model in ("baseline", "dual-path"):
         cfg = apply_overrides(ProstateConfig(), [*base, f"model.name={model}"])
-        runs[model] = run_train(cfg, ctx.out_dir / model).path
+        runs[model] = run_train(cfg, ctx.run_dir / model).path
     metrics = run_evaluate(runs["dual-path"], data, baseline=runs["baseline"], device=ctx.device)
     import json
 
@@ -176,10 +175,10 @@ def demo_step(ctx: DemoContext) -> DemoResult:
     run_predict(
         runs["dual-path"],
         data / "imagesTr" / f"{first}.nii.gz",
-        ctx.out_dir / "report",
+        ctx.run_dir / "report",
         device=ctx.device,
     )
-    step = ctx.out_dir.name
+    step = f"{ctx.out_dir.name}/{ctx.run_name}"
     zones = metrics["zones_scored"]
     tables = {"baseline": metrics["baseline"]["per_zone"], **metrics["stages"]}
     rows = []
@@ -211,9 +210,9 @@ def demo_step(ctx: DemoContext) -> DemoResult:
         metrics=headline,
         summary_html=summary,
         links={
-            "case report": f"report/{first}.html",
-            "metrics": "dual-path/metrics.json",
-            "results": "dual-path/results.md",
+            "case report": f"{ctx.run_name}/report/{first}.html",
+            "metrics": f"{ctx.run_name}/dual-path/metrics.json",
+            "results": f"{ctx.run_name}/dual-path/results.md",
         },
         notes=f"Anisotropic 3D U-Net vs dual-path multi-task net (stage 1, stage 2) on "
         f"{n_cases} T2-like phantoms with zones {', '.join(ZONES)}.",

@@ -247,6 +247,22 @@ def _inputs(path: Path) -> list[tuple[Path, Path | None]]:
     return files
 
 
+def _check_distinct_names(images: list[Path]) -> None:
+    """Refuse inputs whose outputs would collide (``p.nii`` and ``p.nii.gz``), before any write.
+
+    Raises:
+        InputError: Naming both inputs.
+    """
+    seen: dict[str, Path] = {}
+    for image in images:
+        other = seen.setdefault(case_name(image), image)
+        if other != image:
+            raise InputError(
+                f"--input: {other} and {image} would both be written as "
+                f"{case_name(image)}_zones.nii.gz; rename one of them or predict them separately."
+            )
+
+
 def predict(
     run_path: str | os.PathLike[str],
     input_path: str | os.PathLike[str],
@@ -269,9 +285,14 @@ def predict(
 
     Returns:
         The label files written.
+
+    Raises:
+        InputError: If an input is missing or bad, two inputs would write the same output
+            (``p.nii`` and ``p.nii.gz``), or the run or ``out`` cannot be used.
     """
-    run, cfg = _open(run_path)
     pairs = _inputs(Path(input_path))
+    _check_distinct_names([image for image, _ in pairs])
+    run, cfg = _open(run_path)
     for image, _ in pairs:
         validate_image(image)
     out = Path(out)

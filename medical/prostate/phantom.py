@@ -23,10 +23,13 @@ gland, a smooth multiplicative bias field, in-plane blur and Rician noise.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import logging
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +39,11 @@ import numpy as np
 from scipy import ndimage
 
 from shared.errors import InputError
-from shared.io import atomic_write_bytes, write_json
+from shared.io import atomic_write_bytes, read_json, write_json
 
 __all__ = [
     "PhantomCase",
+    "check_phantom_out",
     "label_from_msd_mask",
     "procedural_label",
     "synthesise_t2",
@@ -271,11 +275,42 @@ def _nifti_bytes(data: np.ndarray, affine: np.ndarray) -> bytes:
     return gzip.compress(image.to_bytes(), compresslevel=1, mtime=0)
 
 
+#: What a phantom set consists of in its folder; :func:`write_dataset` replaces all of them.
+_ENTRIES = ("imagesTr", "labelsTr", "imagesTs", "dataset.json")
+#: Name prefix of the folders in which :func:`write_dataset` stages a new set.
+_STAGING = ".contrasuite-phantoms."
+
+
+def check_phantom_out(root: Path) -> None:
+    """Refuse ``root`` as ``--out`` unless it is new, empty, or an earlier phantom set.
+
+    Raises:
+        InputError: If ``root`` is a file or a non-empty folder that is not a phantom set.
+    """
+    if root.exists() and not root.is_dir():
+        raise InputError(f"--out {root}: expected a folder, but it is a file.")
+    if not root.is_dir() or not any(root.iterdir()):
+        return
+    meta: object = None
+    if (root / "dataset.json").is_file():
+        with contextlib.suppress(InputError):
+            meta = read_json(root / "dataset.json")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    if name != PHANTOM_NAME:
+        raise InputError(
+            f"--out {root}: expected a new or empty folder (or an earlier phantom set), "
+            "but it holds other files" + (f" (a data set named {name!r})." if name else ".")
+        )
+
+
 def write_dataset(out: str | os.PathLike[str], cases: Sequence[PhantomCase]) -> Path:
     """Write cases in the MSD layout: ``imagesTr/``, ``labelsTr/``, ``imagesTs/``, ``dataset.json``.
 
-    Labelled cases go to ``imagesTr``/``labelsTr``, unlabelled ones to ``imagesTs``. Every file
-    is written atomically; ``dataset.json`` last.
+    Labelled cases go to ``imagesTr``/``labelsTr``, unlabelled ones to ``imagesTs``. The set is
+    written into a hidden folder inside ``out`` first and then moved in by renames, replacing
+    those four entries of an earlier set as a whole (no stale case survives, and a failure while
+    writing leaves the earlier set as it was); other files in ``out`` are left alone.
+    ``dataset.json`` goes first out and last in.
 
     Args:
         out: The dataset folder (created).
@@ -283,8 +318,34 @@ def write_dataset(out: str | os.PathLike[str], cases: Sequence[PhantomCase]) -> 
 
     Returns:
         The folder.
+
+    Raises:
+        InputError: If ``out`` is a file, or a non-empty folder that is not a phantom set.
     """
     root = Path(out)
+    check_phantom_out(root)
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING, dir=root))
+    new, old = staging / "new", staging / "old"
+    try:
+        _write_layout(new, cases)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    old.mkdir()
+    for name in _ENTRIES:  # dataset.json first: a half-swapped folder is no data set
+        if (root / name).exists():
+            os.replace(root / name, old / name)
+    for name in reversed(_ENTRIES):  # dataset.json last
+        if (new / name).exists():
+            os.replace(new / name, root / name)
+    for leftover in root.glob(f"{_STAGING}*"):  # this one, and any of an interrupted call
+        shutil.rmtree(leftover, ignore_errors=True)
+    return root
+
+
+def _write_layout(root: Path, cases: Sequence[PhantomCase]) -> None:
+    """Write the files of :func:`write_dataset` into the new folder ``root``."""
     training, test = [], []
     for case in cases:
         file = f"{case.name}.nii.gz"
@@ -309,7 +370,6 @@ def write_dataset(out: str | os.PathLike[str], cases: Sequence[PhantomCase]) -> 
         "test": test,
     }
     write_json(root / "dataset.json", meta)
-    return root
 
 
 def write_phantom_dataset(
@@ -339,10 +399,12 @@ def write_phantom_dataset(
         The folder.
 
     Raises:
-        InputError: If ``n_cases`` < 1, ``from_masks`` holds no masks, or a mask is bad.
+        InputError: If ``n_cases`` < 1, ``from_masks`` holds no masks, a mask is bad, or
+            ``out`` is neither new, empty nor an earlier phantom set.
     """
     if n_cases < 1 or n_unlabelled < 0:
         raise InputError(f"--n-cases: expected >= 1, got {n_cases}.")
+    check_phantom_out(Path(out))  # before the work of generating
     rng = np.random.default_rng(seed)
     cases: list[PhantomCase] = []
     if from_masks is not None:
@@ -359,6 +421,17 @@ def write_phantom_dataset(
             if i >= n_lab:
                 case = PhantomCase(case.name, case.image, None, case.affine)
             cases.append(case)
+        if (n_lab, n_unl) != (n_cases, n_unlabelled):  # after the masks read well: one line
+            logger.warning(
+                "--from-masks %s holds %d masks (one case each): writing %d labelled cases "
+                "(--n-cases %d) and %d unlabelled images (--n-unlabelled %d).",
+                folder,
+                len(files),
+                n_lab,
+                n_cases,
+                n_unl,
+                n_unlabelled,
+            )
         logger.info("built %d phantoms around the masks of %s", len(cases), folder)
     else:
         affine = _affine(spacing, shape)

@@ -259,7 +259,11 @@ def train(cfg: ProstateConfig, out: str | os.PathLike[str]) -> RunFolder:
             write_csv(run.path / "history.csv", _align(history))
         run.save_weights(net.state_dict())
         run.write_json("train_metrics.json", metrics)
-        logger.info("training finished: %s", {k: v.get("dice") for k, v in metrics.items()})
+        dice = {stage: m.get("dice") for stage, m in metrics.items()}
+        logger.info(
+            "training finished: %s",
+            ", ".join(f"{k} dice {'n/a' if d is None else f'{d:.4g}'}" for k, d in dice.items()),
+        )
     return run
 
 

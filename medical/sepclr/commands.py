@@ -21,7 +21,9 @@ logger = logging.getLogger(__name__)
 def make_data(args: argparse.Namespace) -> int:
     """``contrasuite sepclr make-data --out DIR``: write the generated set."""
     from medical.sepclr.synth import write_generated
+    from shared.training.run import check_output_path
 
+    check_output_path(args.out, option="--out")  # never inside a run folder
     path = write_generated(args.out, args.n_per_group, args.size, args.seed)
     print(f"wrote {path} and {path.parent / 'preview.png'}")
     return 0
@@ -69,12 +71,15 @@ def _demo_config(ctx: DemoContext, method: str) -> SepCLRConfig:
 
 
 def demo_step(ctx: DemoContext) -> DemoResult:
-    """SepCLR vs SimCLR on the generated set: probe table and the maps of each space."""
+    """SepCLR vs SimCLR on the generated set: probe table and the maps of each space.
+
+    Writes one run folder per method in ``ctx.run_dir`` (one per mode).
+    """
     from medical.sepclr.train import train_run
 
     results: dict[str, dict[str, Any]] = {}
     for method in ("sepclr", "simclr"):
-        results[method] = train_run(_demo_config(ctx, method), ctx.out_dir / method)
+        results[method] = train_run(_demo_config(ctx, method), ctx.run_dir / method)
     headers, rows = comparison_rows(results)
     metrics: dict[str, float] = {}
     for method, m in results.items():
@@ -82,7 +87,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
             for probe in ("digit_linear", "texture_linear"):
                 if probe in probes:
                     metrics[f"{method}/{space}/{probe}"] = round(probes[probe], 4)
-    links = {f"{m} report": f"{m}/report.html" for m in results}
+    links = {f"{m} report": f"{ctx.run_name}/{m}/report.html" for m in results}
     step = ctx.out_dir.name
     summary = (
         html_table(headers, rows, digits=3)

@@ -29,6 +29,9 @@ __all__ = ["GENERATED_FILE", "TEXTURES", "make_generated", "write_generated"]
 
 TEXTURES = ("brick", "grass", "gravel", "moon")
 GENERATED_FILE = "sepclr_generated.npz"
+#: Everything ``make-data`` writes; a folder holding only these (and the hidden temporary files
+#: of an interrupted atomic write, ``.<name>.*.tmp``) is an earlier output that it may replace.
+_OUTPUTS = (GENERATED_FILE, "preview.png")
 
 
 def _crop(
@@ -112,6 +115,25 @@ def make_generated(n_per_group: int = 1200, size: int = 28, seed: int = 0) -> di
     return out
 
 
+def _ours(name: str) -> bool:
+    return name in _OUTPUTS or any(
+        name.startswith(f".{output}.") and name.endswith(".tmp") for output in _OUTPUTS
+    )
+
+
+def _check_out(out: Path) -> None:
+    """Refuse ``out`` unless it is new, empty, or an earlier output of :func:`write_generated`."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"Expected --out {out} to be a folder, but it is a file.")
+    foreign = sorted(p.name for p in out.iterdir() if not _ours(p.name)) if out.is_dir() else []
+    if foreign:
+        raise InputError(
+            f"Expected --out {out} to be a new or empty folder (or an earlier make-data output: "
+            f"{', '.join(_OUTPUTS)}), but it holds other files ({len(foreign)}, e.g. "
+            f"{foreign[0]!r})."
+        )
+
+
 def write_generated(
     out_dir: str | Path, n_per_group: int = 1200, size: int = 28, seed: int = 0
 ) -> Path:
@@ -127,11 +149,11 @@ def write_generated(
         The path of the ``.npz`` file.
 
     Raises:
-        InputError: If ``out_dir`` is a file or the sizes are invalid.
+        InputError: If ``out_dir`` is a file, a non-empty folder that is not an earlier output,
+            or the sizes are invalid.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"Expected --out {out} to be a folder, but it is a file.")
+    _check_out(out)
     arrays = make_generated(n_per_group, size, seed)
     import io
 

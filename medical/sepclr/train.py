@@ -244,7 +244,13 @@ def _evaluate(
             extra = "\n## Methods x probes\n\n" + markdown_table(headers, rows) + "\n"
         run.write_text("results.md", results_markdown(label, ds.name, probes, ds, extra))
         run.write_text("report.html", results_page(label, ds.name, probes, test_f, ds))
-        logger.info("probes: %s", probes)
+        logger.info(
+            "probes: %s",
+            "; ".join(
+                f"{space}: " + ", ".join(f"{name} {score:.4g}" for name, score in scores.items())
+                for space, scores in probes.items()
+            ),
+        )
     return metrics
 
 

@@ -53,7 +53,7 @@ import logging
 import os
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -70,7 +70,9 @@ from shared.io import (
     atomic_torch_save,
     atomic_write_text,
     jsonable,
+    read_csv,
     read_json,
+    write_csv,
     write_json,
 )
 from shared.runtime import log_to_file
@@ -593,6 +595,22 @@ class RunFolder:
         if is_main_process():
             atomic_write_text(self.path / name, text)
         return self.path / name
+
+    def write_stage_history(self, stages: Sequence[str], column: str = "stage") -> Path:
+        """Write ``RUN/history.csv``: every stage's ``history.csv`` rows, in order (rank 0).
+
+        A run of several Trainer stages (``RUN/<stage>/history.csv``) gets one top-level history
+        like a single-stage run, with ``column`` (e.g. ``stage`` or ``method``) naming each row's
+        stage first; a stage without a history yet adds no rows.
+        """
+        rows = [
+            {column: name, **row}
+            for name in stages
+            for row in read_csv(self.stage_dir(name) / "history.csv")
+        ]
+        if is_main_process():
+            write_csv(self.path / "history.csv", rows)
+        return self.path / "history.csv"
 
     def save_weights(self, state_dict: Mapping[str, Tensor], name: str = "weights.pt") -> Path:
         """Write a state_dict stamped with this run's id to ``RUN/<name>``, atomically (rank 0)."""

@@ -67,3 +67,70 @@ def test_demo_refuses_a_foreign_folder_and_a_run_folder(tmp_path, capsys):
     assert main(["demo", "--steps", "digits", "--out", str(run.path)]) == 2
     assert "holds a run folder" in capsys.readouterr().err
     assert sorted(p.name for p in run.path.iterdir()) == before
+
+
+BIG_SEED = str(2**32)  # one past the largest seed numpy, scikit-learn and RecBole take
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["digits", "train", "--seed", "99999999999999"], "argument --seed: expected a seed"),
+        (["demo", "--seed", BIG_SEED], "argument --seed: expected a seed"),
+        (["ecg", "synth", "--seed", BIG_SEED], "argument --seed: expected a seed"),
+        (["prostate", "phantom", "--seed", BIG_SEED], "argument --seed: expected a seed"),
+        (["sepclr", "make-data", "--seed", BIG_SEED], "argument --seed: expected a seed"),
+        (
+            ["recsys", "evaluate", "--dataset", "ml-100k", "--seeds", f"1,{BIG_SEED}"],
+            "argument --seeds: expected a seed",
+        ),
+        (["digits", "train", f"trainer.seed={BIG_SEED}"], "`trainer.seed` to be a seed"),
+        (
+            ["recsys", "evaluate", "--dataset", "ml-100k", f"seeds=1,{BIG_SEED}"],
+            "`seeds` to be a seed",
+        ),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_a_seed_above_2_to_the_32_is_bad_input(tmp_path, capsys, argv, named):
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert named in err[0], err[0]
+    assert "from 0 to 4294967295" in err[0], err[0]
+    assert not out.exists()
+
+
+def test_the_largest_seed_is_accepted():
+    from pipelines.cli import build_parser
+
+    args = build_parser().parse_args(["digits", "train", "--out", "o", "--seed", str(2**32 - 1)])
+    assert args.seed == 2**32 - 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["ecg", "synth", "--out", ""], "--out"),
+        (["sepclr", "make-data", "--out", ""], "--out"),
+        (["sr", "upscale", "--run", "r", "--input", "i.png", "--out", ""], "--out"),
+        (["prostate", "phantom", "--out", " "], "--out"),
+        (["prostate", "predict", "--run", "r", "--input", "", "--out", "o"], "--input"),
+        (["digits", "train", "--out", ""], "--out"),
+        (["digits", "train", "--out", "o", "--config", ""], "--config"),
+        (["demo", "--out", ""], "--out"),
+        (["recsys", "evaluate", "--dataset", "", "--out", "o"], "--dataset"),
+    ],
+    ids=lambda v: " ".join(v) if isinstance(v, list) else "",
+)
+def test_an_empty_path_is_bad_input_not_the_current_folder(
+    tmp_path, monkeypatch, capsys, argv, option
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"argument {option}: expected a path" in err[0], err[0]
+    assert "an empty path means the current folder" in err[0], err[0]
+    assert list(tmp_path.iterdir()) == []

@@ -277,6 +277,14 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["sepclr", "train", "--out", OUT, *SEP, "--lambda-jem", "nan"],
         ["lambda_jem", "'nan'"],
     ),
+    "--methods unknown: the message names the option": (
+        ["digits", "train", "--out", OUT, *DIG, "--methods", "simclr,foo"],
+        ["--methods simclr,foo:", "'foo'"],
+    ),
+    "--beta-s negative: the message names the option": (
+        ["sepclr", "train", "--out", OUT, *SEP, "--beta-s", "-1"],
+        ["--beta-s -1:", ">= 0"],
+    ),
     "negative temperature": (
         ["sepclr", "train", "--out", OUT, *SEP, "loss.temperature=-0.1"],
         ["loss.temperature", "> 0"],

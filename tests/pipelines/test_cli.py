@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,6 +58,15 @@ def test_every_registered_command_is_listed(cli):
     assert set(COMMANDS.names()) >= {"demo", "digits"}
     for name in COMMANDS.names():
         assert name in out
+
+
+@pytest.mark.parametrize("group", sorted({p[0] for p in _command_paths() if len(p) == 2}), ids=str)
+def test_a_command_group_lists_its_commands_once(cli, group):
+    out = cli(group, "--help").out
+    assert out.count("commands:") == 1, out
+    section = out.split("commands:\n", 1)[1].split("\n\n", 1)[0]  # argparse's list
+    listed = re.findall(r"^ {4}(\S+)", section, flags=re.MULTILINE)
+    assert listed == [p[1] for p in _command_paths() if len(p) == 2 and p[0] == group], out
 
 
 def test_python_m_pipelines_help():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,130 @@ def test_demo_quick_numbers_mean_something(cli, tmp_path):
     metrics = _check_demo_folder(out, "-quick", 0.9)
     assert metrics["supcon"]["probe_acc"] >= metrics["pixels"]["probe_acc"]
     assert metrics["simclr"]["probe_acc"] >= metrics["pixels"]["probe_acc"] - 0.02
+
+
+def _fake_step(name: str, value: float) -> DemoStep:
+    """A step that writes ``<mode folder>/result.txt`` and reports ``value``."""
+
+    def run(ctx: DemoContext) -> DemoResult:
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        (ctx.run_dir / "result.txt").write_text(str(value))
+        return DemoResult(
+            title=f"step {name}",
+            metrics={"acc": value},
+            summary_html=f"<p>summary of {name} {value}</p>",
+            links={"result": f"{ctx.run_name}/result.txt"},
+            notes=f"notes of {name}",
+        )
+
+    return DemoStep(name, f"step {name}", run)
+
+
+def test_the_index_keeps_an_earlier_calls_steps_of_the_same_settings(cli, tmp_path, monkeypatch):
+    steps = {"a": _fake_step("a", 0.1), "b": _fake_step("b", 0.2)}
+    monkeypatch.setattr(DEMO_STEPS, "_entries", steps)
+    out = tmp_path / "demo"
+    assert cli("demo", "-q", "--steps", "a,b", "--out", str(out)).code == 0
+    steps["b"] = _fake_step("b", 0.3)
+    assert cli("demo", "-q", "--steps", "b", "--out", str(out)).code == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert list(summary["steps"]) == ["a", "b"]  # in step order, a kept from the first call
+    a, b = summary["steps"]["a"], summary["steps"]["b"]
+    assert a["metrics"] == {"acc": 0.1}
+    assert b["metrics"] == {"acc": 0.3}
+    assert a["created"] <= b["created"] == summary["created"]
+    index = (out / "index.html").read_text()
+    assert 'href="a/run/result.txt"' in index
+    assert 'href="b/run/result.txt"' in index
+    assert "<p>summary of a 0.1</p>" in index
+    assert "notes of a" in index
+    assert "<p>summary of b 0.3</p>" in index
+    assert "summary of b 0.2" not in index
+    assert index.count("earlier call") == 3  # a's status cell and section; the subtitle
+
+    # Another mode (or seed): the earlier steps are not this call's, so the index drops them.
+    assert cli("demo", "-q", "--quick", "--steps", "b", "--out", str(out)).code == 0
+    summary = json.loads((out / "demo.json").read_text())
+    assert list(summary["steps"]) == ["b"]
+    assert summary["steps"]["b"]["links"] == {"result": "b/run-quick/result.txt"}
+    assert "earlier call" not in (out / "index.html").read_text()
+    assert (out / "a" / "run" / "result.txt").read_text() == "0.1"  # the files stay
+
+
+def test_an_unreadable_earlier_demo_json_is_ignored(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(DEMO_STEPS, "_entries", {"a": _fake_step("a", 0.1)})
+    (tmp_path / "demo.json").write_text("{not json")
+    result = cli("demo", "-q", "--out", str(tmp_path))
+    assert result.code == 0, result.err
+    assert "ignoring the earlier" in result.err
+    assert list(json.loads((tmp_path / "demo.json").read_text())["steps"]) == ["a"]
+
+
+def _quick_as_cheap_as_smoke(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give sepclr's and prostate's ``--quick`` their smoke sizes and one setting of its own.
+
+    The quick runs then cost what smoke runs do, and their configs differ from the smoke ones
+    as the real quick configs do: a quick call that wrote into the smoke run folders (the bug)
+    would be refused with "holds a ... run with another config".
+    """
+    import dataclasses
+
+    import medical.prostate.commands as prostate
+    import medical.sepclr.commands as sepclr
+    from shared.config import apply_overrides
+
+    def small(original, change):
+        def wrapper(ctx, *args):
+            if ctx.smoke:
+                return original(ctx, *args)
+            return change(original(dataclasses.replace(ctx, smoke=True), *args))
+
+        return wrapper
+
+    monkeypatch.setattr(
+        sepclr,
+        "_demo_config",
+        small(sepclr._demo_config, lambda cfg: apply_overrides(cfg, ["batch_size=16"])),
+    )
+    monkeypatch.setattr(
+        prostate,
+        "_demo_overrides",
+        small(prostate._demo_overrides, lambda words: [*words, "trainer.lr=0.002"]),
+    )
+
+
+def _local_refs(index: str) -> list[str]:
+    refs = re.findall(r"""(?:href|src)=["']([^"']+)["']""", index)
+    return [r for r in refs if not r.startswith(("data:", "http:", "https:", "#"))]
+
+
+def test_calls_in_two_modes_share_one_demo_folder(cli, tmp_path, monkeypatch):
+    # The audit's case: `demo --smoke` then `demo --quick` into the same folder failed with
+    # "holds a sepclr train run with another config" (sepclr and prostate wrote their runs
+    # straight into the step folder; recsys too, but it is the slowest smoke step).
+    _quick_as_cheap_as_smoke(monkeypatch)
+    out = tmp_path / "demo"
+    result = cli("demo", "--smoke", "-q", "--steps", "sepclr", "--out", str(out))
+    assert result.code == 0, result.err
+    result = cli("demo", "--smoke", "-q", "--steps", "prostate", "--out", str(out))
+    assert result.code == 0, result.err
+    summary = json.loads((out / "demo.json").read_text())
+    assert set(summary["steps"]) == {"sepclr", "prostate"}  # sepclr kept from the first call
+    index = (out / "index.html").read_text()
+    assert 'href="sepclr/run-smoke/sepclr/report.html"' in index
+    smoke_runs = {p: p.stat().st_mtime_ns for p in out.rglob("run-smoke/**/*") if p.is_file()}
+
+    result = cli("demo", "--quick", "-q", "--steps", "sepclr,prostate", "--out", str(out))
+    assert result.code == 0, result.err
+    summary = json.loads((out / "demo.json").read_text())
+    assert summary["settings"]["smoke"] is False
+    for name, step in summary["steps"].items():
+        assert step["status"] == "ok", step
+        assert step["links"]
+        assert all(link.startswith(f"{name}/run-quick/") for link in step["links"].values())
+    index = (out / "index.html").read_text()
+    refs = _local_refs(index)
+    assert any("run-quick/" in r for r in refs)
+    assert not [r for r in refs if "run-smoke" in r or not (out / r).exists()]
+    # the smoke runs are still there, untouched
+    assert {p: p.stat().st_mtime_ns for p in smoke_runs} == smoke_runs

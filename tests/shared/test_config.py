@@ -158,8 +158,15 @@ def test_fixed_length_tuple():
         size: tuple[int, float] = (1, 2.0)
 
     assert from_dict(Pair, {"size": ["3", "0.5"]}).size == (3, 0.5)
-    with pytest.raises(ConfigError, match=r"Expected 2 values"):
+    with pytest.raises(ConfigError, match=r"a list of values \(an integer, a number\)"):
         from_dict(Pair, {"size": [1, 2, 3]})
+
+    @dataclass(frozen=True)
+    class Roi:
+        roi: tuple[int, int, int] = (1, 2, 3)
+
+    with pytest.raises(ConfigError, match=r"to be a list of 3 values, each an integer, but got"):
+        apply_overrides(Roi(), ["roi=32,32"])
 
 
 def test_from_dict_does_not_mutate_input():

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from shared.errors import InputError
+from shared.io import read_csv, write_csv
 from shared.training.run import (
     MARKER,
     RunFolder,
@@ -115,6 +116,24 @@ def test_stages_survive_reopening(tmp_path):
     reopened = RunFolder.open_existing(run.path, domain="toy")
     assert reopened.is_finished("stage1")
     assert reopened.stage_info("stage1")["mean"] == [0.5, 1.0]
+
+
+def test_stage_history_joins_the_stages_in_order_with_a_name_column(tmp_path):
+    run = _prepare(tmp_path / "r").create()
+    write_csv(run.stage_dir("b") / "history.csv", [{"epoch": 1, "train/loss": 2.0}])
+    write_csv(
+        run.stage_dir("a") / "history.csv",
+        [{"epoch": 1, "train/loss": 3.0}, {"epoch": 2, "train/loss": 1.5, "val/acc": 0.5}],
+    )
+    # "c" has not started: no rows; the columns are the union, the name column first
+    run.write_stage_history(["a", "b", "c"], column="method")
+    rows = read_csv(run.path / "history.csv")
+    assert list(rows[0]) == ["method", "epoch", "train/loss", "val/acc"]
+    assert [(r["method"], r["epoch"], r["train/loss"], r["val/acc"]) for r in rows] == [
+        ("a", "1", "3.0", ""),
+        ("a", "2", "1.5", "0.5"),
+        ("b", "1", "2.0", ""),
+    ]
 
 
 def test_weights_carry_the_run_id_and_swaps_are_refused(tmp_path):

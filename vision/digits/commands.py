@@ -47,12 +47,11 @@ def train(args: argparse.Namespace, cfg: DigitsConfig) -> int:
 def demo_step(ctx: DemoContext) -> DemoResult:
     """The demo's digits step: SimCLR vs SupCon, the same code as ``digits train``.
 
-    Writes the run folder ``ctx.out_dir/run`` (``run-quick`` with ``--quick``, ``run-smoke``
-    in tests), so that the quick and full runs live side by side and each is reused when the
-    demo runs again.
+    Writes the run folder ``ctx.run_dir`` (one per mode), so that the quick and full runs live
+    side by side and each is reused when the demo runs again.
     """
     preset = SMOKE if ctx.smoke else QUICK if ctx.quick else {}
-    name = "run-smoke" if ctx.smoke else "run-quick" if ctx.quick else "run"
+    name = ctx.run_name
     cfg = build(
         preset,
         {
@@ -61,9 +60,7 @@ def demo_step(ctx: DemoContext) -> DemoResult:
         },
         source="demo settings",
     )
-    result = pipeline.train_digits(
-        cfg, ctx.out_dir / name, link_prefix=f"{ctx.out_dir.name}/{name}/"
-    )
+    result = pipeline.train_digits(cfg, ctx.run_dir, link_prefix=f"{ctx.out_dir.name}/{name}/")
     metrics = {
         f"probe_acc/{m}": row["probe_acc"]
         for m, row in result.rows.items()

@@ -17,6 +17,7 @@ Layout of the run folder (:class:`shared.training.run.RunFolder`, domain ``digit
     RUN/embedding.png    the plot
     RUN/weights.pt       every trained task ({method}.{parameter}), stamped with the run id
     RUN/log.txt          the pipeline's log
+    RUN/history.csv      every method's epochs, a ``method`` column first
     RUN/<method>/        the Trainer's run folder of each method (history.csv, state.pt, ...)
 
 Under ``torchrun`` (DDP) each method trains with ``batch_size`` images per rank and its
@@ -32,7 +33,6 @@ method is trained, the probes and plot are redone).
 from __future__ import annotations
 
 import base64
-import csv
 import dataclasses
 import logging
 import time
@@ -53,7 +53,7 @@ from shared.distributed import (
     shuffled_loader,
     world_size,
 )
-from shared.io import atomic_write_bytes
+from shared.io import atomic_write_bytes, read_csv
 from shared.losses import alignment, uniformity
 from shared.report import html_page
 from shared.runtime import resolve_device, torch_threads
@@ -274,13 +274,13 @@ def _train(
     metrics = trainer.fit(task, loader)
     if not run.is_finished(method):
         run.mark_finished(method, epochs=int(metrics.get("epochs", 0)))
+    run.write_stage_history(cfg.methods, column="method")
     return task, metrics
 
 
 def _timing(stage: Path) -> dict[str, float | int]:
     """Training time from the stage's ``history.csv`` (also for a reused stage)."""
-    with open(stage / "history.csv", encoding="utf-8") as fh:
-        seconds = [float(r.get("seconds") or 0) for r in csv.DictReader(fh)]
+    seconds = [float(r.get("seconds") or 0) for r in read_csv(stage / "history.csv")]
     return {
         "epochs": len(seconds),
         "train_seconds": round(sum(seconds), 2),

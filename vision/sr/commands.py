@@ -56,6 +56,28 @@ def _inputs(path: str) -> list[Path]:
     return [p]
 
 
+def _output_name(path: Path, scale: int, model: str) -> str:
+    """The PNG that ``sr upscale`` writes for ``path``: ``<stem>_x<scale>_<model>.png``."""
+    return f"{path.stem}_x{scale}_{model}.png"
+
+
+def _check_distinct_outputs(paths: list[Path]) -> None:
+    """Refuse inputs that would write the same output (``a.png`` and ``a.jpg``), before any write.
+
+    Raises:
+        InputError: Naming both inputs.
+    """
+    seen: dict[str, Path] = {}
+    for path in paths:
+        other = seen.setdefault(path.stem, path)
+        if other != path:
+            raise InputError(
+                f"--input: {other} and {path} would both be written as "
+                f"{path.stem}_x<scale>_<model>.png; rename one of them or upscale them "
+                "separately."
+            )
+
+
 def upscale(args: argparse.Namespace) -> int:
     """``contrasuite sr upscale``: one PNG per input image."""
     from vision.sr.infer import upscale_array
@@ -67,15 +89,16 @@ def upscale(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: expected a folder, but it is a file.")
     check_output_path(out, option="--out", inputs=(args.input,))
-    _, cfg, models = load_models(args.run)
     paths = _inputs(args.input)
+    _check_distinct_outputs(paths)
+    _, cfg, models = load_models(args.run)
     images = [(p, *read_image(p)) for p in paths]  # every file checked before any write
     device = resolve_device(args.device)
     model = models[args.model].to(device)
     scale = cfg.data.scale
     for path, image, grey in images:
         sr = upscale_array(model, image, scale, tile=args.tile or None, device=device)
-        target = out / f"{path.stem}_x{scale}_{args.model}.png"
+        target = out / _output_name(path, scale, args.model)
         write_image(target, sr, grey=grey)
         print(f"{path} ({image.shape[1]}x{image.shape[0]}) -> {target}")
     return 0
@@ -194,14 +217,17 @@ def sr_page(
 
 
 def demo_step(ctx: DemoContext) -> DemoResult:
-    """Train EDSR-tiny x2 (pretrain, PCL, control) on the bundled images; evaluate; a page."""
+    """Train EDSR-tiny x2 (pretrain, PCL, control) on the bundled images; evaluate; a page.
+
+    Writes the run folder ``ctx.run_dir`` (one per mode) and the page ``sr.html`` in it.
+    """
     from shared.io import atomic_write_text
     from vision.sr.evaluate import evaluate_loaded
     from vision.sr.train import MODELS, load_models
     from vision.sr.train import train as run_train
 
     cfg = demo_config(ctx)
-    run_dir = ctx.out_dir / ("run-smoke" if ctx.smoke else "run-quick" if ctx.quick else "run")
+    run_dir = ctx.run_dir
     run_train(cfg, run_dir)
     run, _, models = load_models(run_dir)
     side = 96 if ctx.smoke else None
@@ -230,15 +256,15 @@ def demo_step(ctx: DemoContext) -> DemoResult:
         "(0.05-0.09 dB Y-PSNR on Set5/Set14 with a schedule twice as long)."
     )
     page, table = sr_page(pairs, outputs, metrics["sets"], cfg.data.scale, notes)
-    atomic_write_text(ctx.out_dir / "sr.html", page)
+    atomic_write_text(run_dir / "sr.html", page)
     s = metrics["sets"]["bundled-heldout"]
     return DemoResult(
         title="Super-resolution x2 (PCL-SR)",
         metrics={f"psnr_y/{m}": round(s[m]["psnr_y"], 4) for m in ("bicubic", *MODELS)},
         summary_html=table,
         links={
-            "crops and table": "sr.html",
-            "run folder": run_dir.name,
+            "crops and table": f"{run_dir.name}/sr.html",
+            "run folder": f"{run_dir.name}/",
             "results.md": f"{run_dir.name}/results.md",
         },
         notes=notes,

@@ -113,7 +113,8 @@ DOMAIN = DomainSpec(
                 "Measure the run's networks and bicubic on every image of DIR (a folder of HR "
                 "images, or of such folders, one per set, e.g. ../shared/data/sr with Set5 "
                 "and Set14): PSNR/SSIM on Y (BT.601) and RGB, border = scale. Writes "
-                "RUN/metrics.json (sets, per_image, scale) and RUN/results.md."
+                "RUN/metrics.json (sets, per_image, scale) and RUN/results.md; sets evaluated "
+                "earlier from another folder are kept (a set of the same name is replaced)."
             ),
             examples="contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr",
             run="vision.sr.commands:evaluate",

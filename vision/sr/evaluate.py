@@ -149,7 +149,9 @@ def evaluate_run(
 
     ``RUN/metrics.json`` keeps what training wrote and gains ``sets`` (``{set: {model:
     {psnr_y, ssim_y, psnr_rgb, ssim_rgb}}}``, models ``bicubic``, ``l1``, ``pcl``),
-    ``per_image``, ``scale`` and ``data_dir``.
+    ``per_image``, ``scale``, ``data_dir`` (this call's folder) and ``data_dirs`` (each set's
+    folder). Sets evaluated by an earlier call on another folder are kept; a set of the same
+    name is replaced by this call's.
 
     Raises:
         InputError: On a bad run folder, data folder or image (checked before any write).
@@ -193,13 +195,17 @@ def evaluate_loaded(
         if (run.path / "metrics.json").is_file():
             data = read_json(run.path / "metrics.json")
             previous = dict(data) if isinstance(data, dict) else {}
+        # sets evaluated earlier (from other folders) stay; a set evaluated again is replaced
+        sets = {**previous.get("sets", {}), **results}
+        data_dirs = {**previous.get("data_dirs", {}), **dict.fromkeys(results, data_label)}
         metrics = {
             **previous,
             "scale": scale,
-            "sets": results,
-            "per_image": per_image,
+            "sets": sets,
+            "per_image": {**previous.get("per_image", {}), **per_image},
             "data_dir": data_label,
+            "data_dirs": {name: data_dirs[name] for name in sets if name in data_dirs},
         }
         run.write_json("metrics.json", metrics)
-        run.write_text("results.md", results_markdown(results, scale))
+        run.write_text("results.md", results_markdown(sets, scale))
     return metrics

@@ -3,7 +3,8 @@
 ``RUN/pretrain`` (L1 from scratch), then from its weights ``RUN/pcl`` (L1 + w * PCL) and
 ``RUN/l1`` (the L1-only control), with the same seed, schedule and training patches: each a
 resumable Trainer run. ``RUN/weights.pt`` holds both fine-tuned networks (``pcl.*``, ``l1.*``),
-``RUN/metrics.json`` the parameter count and each stage's final training metrics.
+``RUN/metrics.json`` the parameter count and each stage's final training metrics,
+``RUN/history.csv`` every stage's epochs (a ``stage`` column first).
 
 Several processes (``torchrun``, DDP): the same command under ``torchrun`` trains every stage
 with ``data.batch_size`` patches per rank, each rank drawing its share of an epoch's
@@ -155,6 +156,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
         ).fit(pre, loader, val)
         check_ranks_agree(pre)
         run.mark_finished("pretrain", **stages["pretrain"])
+        run.write_stage_history(STAGES)
         start = {k: v.detach().clone() for k, v in pre.model.state_dict().items()}
         for name in ("pcl", "l1"):
             model = cast(EDSR, models[name])
@@ -172,6 +174,7 @@ def train(cfg: SRConfig, out: str | os.PathLike[str]) -> dict[str, Any]:
             ).fit(task, loader, val)
             check_ranks_agree(task)  # the generator and (PCL) the discriminator
             run.mark_finished(name, **stages[name])
+            run.write_stage_history(STAGES)
         run.save_weights(models.state_dict())
         metrics = {
             "scale": cfg.data.scale,

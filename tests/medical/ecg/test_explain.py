@@ -370,7 +370,7 @@ def test_out_problems_are_refused_before_any_data_is_read(env, tmp_path, capsys,
     monkeypatch.setattr(commands, "load_data", no_data)
     run = ["ecg", "explain", "--run", str(env["run"])]
     folder = tmp_path / "existing"
-    folder.mkdir()
+    (folder / "ecg_1.html").mkdir(parents=True)  # --out is the folder; its ecg_1.html is not a file
     assert main([*run, "--ecg-id", "1", "--out", str(folder)]) == 2
     assert "is a folder" in _one_line(capsys)
     afile = tmp_path / "file.html"
@@ -385,6 +385,22 @@ def test_out_problems_are_refused_before_any_data_is_read(env, tmp_path, capsys,
     assert "it is a file" in _one_line(capsys)
     assert main(["ecg", "synth", "--out", str(afile)]) == 2
     assert "it is a file" in _one_line(capsys)
+
+
+def test_one_report_into_a_folder_named_with_a_slash_or_existing(
+    env, tmp_path, capsys, monkeypatch
+):
+    import medical.ecg.commands as commands
+
+    monkeypatch.setattr(commands, "render_report", lambda *a, **k: "<p>report</p>")  # speed
+    ecg = env["evil"]
+    run = ["ecg", "explain", "--run", str(env["run"]), "--ecg-id", str(ecg)]
+    assert main([*run, "--out", f"{tmp_path / 'new'}/"]) == 0
+    assert (tmp_path / "new" / f"ecg_{ecg}.html").is_file()
+    (tmp_path / "old").mkdir()
+    assert main([*run, "--out", str(tmp_path / "old")]) == 0
+    assert (tmp_path / "old" / f"ecg_{ecg}.html").is_file()
+    capsys.readouterr()
 
 
 def test_evaluate_run_that_is_a_file_says_so(tmp_path, capsys):

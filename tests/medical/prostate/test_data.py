@@ -192,3 +192,61 @@ def test_phantom_cli_refuses_foreign_folder(tmp_path, capsys):
         == 0
     )
     assert (tmp_path / "p" / "dataset.json").is_file()
+
+
+def _phantom(out, *extra):
+    small = ["--shape", "16,16,4", "--spacing", "4,4,12"]
+    return main(["prostate", "phantom", "--out", str(out), *small, *extra])
+
+
+def test_phantom_into_an_earlier_set_replaces_it_wholly(tmp_path, capsys):
+    out = tmp_path / "p"
+    assert _phantom(out, "--n-cases", "4", "--n-unlabelled", "2") == 0
+    (out / "notes.txt").write_text("mine")
+    assert _phantom(out, "--n-cases", "2", "--n-unlabelled", "0") == 0
+    said = capsys.readouterr().out
+    assert "2 labelled cases (imagesTr/, labelsTr/), 0 unlabelled images and" in said
+    cases = ["prostate_000.nii.gz", "prostate_001.nii.gz"]
+    assert sorted(p.name for p in (out / "imagesTr").iterdir()) == cases
+    assert sorted(p.name for p in (out / "labelsTr").iterdir()) == cases
+    assert sorted(p.name for p in out.iterdir()) == ["dataset.json", "imagesTr", "labelsTr",
+                                                      "notes.txt"]  # fmt: skip
+    meta = json.loads((out / "dataset.json").read_text())
+    assert [e["image"] for e in meta["training"]] == [f"./imagesTr/{c}" for c in cases]
+    assert meta["test"] == []
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_a_failed_phantom_write_leaves_the_earlier_set_as_it_was(tmp_path, monkeypatch, capsys):
+    import medical.prostate.phantom as phantom
+
+    out = tmp_path / "p"
+    assert _phantom(out, "--n-cases", "2", "--n-unlabelled", "0") == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real, calls = phantom._nifti_bytes, []
+
+    def refused_on_the_third_file(*args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise PermissionError(13, "Permission denied", str(out / "imagesTr"))
+        return real(*args)
+
+    monkeypatch.setattr(phantom, "_nifti_bytes", refused_on_the_third_file)
+    assert _phantom(out, "--n-cases", "3", "--n-unlabelled", "0", "--seed", "9") == 2
+    capsys.readouterr()
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_phantom_says_when_there_are_fewer_masks_than_cases(tmp_path, capsys):
+    label = np.zeros((16, 16, 4), np.uint8)
+    label[4:12, 4:12, 1:3] = 1
+    label[6:10, 6:10, 1:3] = 2
+    for i in range(2):
+        _nii(tmp_path / "masks" / f"m{i}.nii.gz", label)
+    out = tmp_path / "p"
+    assert _phantom(out, "--from-masks", str(tmp_path / "masks"), "--n-cases", "5") == 0
+    captured = capsys.readouterr()
+    assert "holds 2 masks" in captured.err, captured.err
+    assert "--n-cases 5" in captured.err, captured.err
+    assert "2 labelled cases (imagesTr/, labelsTr/), 0 unlabelled images and" in captured.out
+    assert not (out / "imagesTs").exists()

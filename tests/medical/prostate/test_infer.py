@@ -65,3 +65,36 @@ def test_keep_largest_component():
     assert y[0, 0, 0] == 0
     assert (y == 3).sum() == 18
     assert (y == 1).sum() == 4
+
+
+def test_predict_refuses_two_inputs_with_one_output_name(tmp_path, capsys):
+    from pipelines.cli import main
+
+    images = tmp_path / "in"
+    images.mkdir()
+    volume = nib.Nifti1Image(np.zeros((4, 4, 2), np.float32), np.eye(4))
+    nib.save(volume, str(images / "p.nii"))
+    nib.save(volume, str(images / "p.nii.gz"))
+    out = tmp_path / "out"
+    argv = ["prostate", "predict", "--run", str(tmp_path / "run"), "--input", str(images)]
+    assert main([*argv, "--out", str(out), "--no-report"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert str(images / "p.nii") in err, err
+    assert str(images / "p.nii.gz") in err, err
+    assert not out.exists()
+
+
+def test_predict_message_claims_no_reports_under_no_report(tmp_path, capsys, monkeypatch):
+    import medical.prostate.evaluate as evaluate
+    from pipelines.cli import main
+
+    def fake_predict(run, input_path, out, *, device, report):
+        return [tmp_path / "out" / f"c{i}_zones.nii.gz" for i in range(2)]
+
+    monkeypatch.setattr(evaluate, "predict", fake_predict)
+    argv = ["prostate", "predict", "--run", "r", "--input", "i", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--no-report"]) == 0
+    assert "wrote 2 label maps to" in capsys.readouterr().out
+    assert main(argv) == 0
+    assert "wrote 2 label maps and 2 HTML reports to" in capsys.readouterr().out

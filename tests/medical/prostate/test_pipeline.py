@@ -161,6 +161,17 @@ def test_dual_path_trains_beats_chance_and_reloads(phantoms, tmp_path, capsys):
     assert (out / "weights.pt").is_file()
 
 
+def test_training_log_gives_each_stage_and_its_dice(phantoms, tmp_path, capsys):
+    import re
+
+    out = tmp_path / "run"
+    argv = ["prostate", "train", "--out", str(out), "--data-dir", str(phantoms), "--epochs", "1"]
+    assert main([*argv, "stage2.epochs=1", "trainer.max_train_batches=1", *TINY]) == 0
+    err = capsys.readouterr().err.splitlines()
+    line = next(x for x in err if x.startswith("training finished: "))
+    assert re.fullmatch(r"training finished: stage1 dice [\d.e-]+, stage2 dice [\d.e-]+", line)
+
+
 def test_demo_smoke(tmp_path):
     from medical.prostate.commands import demo_step
     from shared.domain import DemoContext
@@ -177,7 +188,7 @@ def test_demo_smoke(tmp_path):
     )
     assert "baseline/dice/PZ" in result.metrics
     assert (tmp_path / "prostate" / result.links["case report"]).is_file()
-    metrics = json.loads((tmp_path / "prostate" / "dual-path" / "metrics.json").read_text())
+    metrics = json.loads((tmp_path / "prostate" / result.links["metrics"]).read_text())
     assert set(metrics["relative_masd_change_pct"]) == {"stage1", "stage2"}
 
 

@@ -162,3 +162,41 @@ def test_demo_step_smoke_is_rerunnable(tmp_path: Path) -> None:
     assert "simclr/single/digit_linear" in first.metrics
     again = demo_step(ctx)  # reuses the finished runs
     assert again.metrics == first.metrics
+
+
+def test_make_data_refuses_a_folder_that_is_not_its_own(tmp_path: Path, capsys) -> None:
+    from shared.training.run import RunFolder
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("precious")
+    run = tmp_path / "run"
+    RunFolder.prepare(run, domain="digits", command="train", config={}).create()
+    runs_files = sorted(p.name for p in run.iterdir())
+    small = ["--n-per-group", "10", "--size", "16"]
+    for out, named in ((foreign, "holds other files"), (run, "inside the run folder")):
+        assert main(["sepclr", "make-data", "--out", str(out), *small]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1, err
+        assert f"--out {out}" in err, err
+        assert named in err, err
+    assert sorted(p.name for p in foreign.iterdir()) == ["keep.txt"]
+    assert sorted(p.name for p in run.iterdir()) == runs_files
+    # its own earlier output is replaced
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("preview.png", "sepclr_generated.npz"):
+        (data / name).write_bytes(b"earlier")
+    assert main(["sepclr", "make-data", "--out", str(data), *small]) == 0
+    assert sorted(p.name for p in data.iterdir()) == ["preview.png", "sepclr_generated.npz"]
+    assert (data / "sepclr_generated.npz").read_bytes() != b"earlier"
+
+
+def test_probes_are_logged_as_readable_names_and_values(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "cpca"
+    argv = ["sepclr", "train", "--method", "cpca", "--out", str(run), *TINY]
+    assert main([*argv, "data.n_per_group=10"]) == 0
+    line = next(x for x in capsys.readouterr().err.splitlines() if x.startswith("probes: "))
+    assert line.startswith("probes: common: group_linear "), line
+    assert "; salient: group_linear " in line, line
+    assert not set("{}'") & set(line), line

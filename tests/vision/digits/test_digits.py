@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections.abc import Iterator
@@ -292,6 +293,9 @@ def test_all_methods_end_to_end_beat_chance(all_run):
     assert metrics["methods"] == list(ALL_METHODS)
     rows = metrics["probe"]
     assert list(rows) == ["pixels", "random", *ALL_METHODS]
+    with open(all_run / "history.csv", newline="") as f:
+        history = list(csv.DictReader(f))
+    assert [r["method"] for r in history] == [m for m in ALL_METHODS for _ in range(2)]
     for method in ALL_METHODS:
         assert STAGE_FILES <= {p.name for p in (all_run / method).iterdir()}, method
         row = rows[method]

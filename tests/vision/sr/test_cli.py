@@ -104,6 +104,10 @@ def test_train_writes_three_stages_with_named_losses_and_learns(run_dir: Path):
     assert "train/loss/l1" in l1[0]
     assert len(pre) == 4
     assert len(pcl) == len(l1) == 2
+    # the top-level history holds every stage's rows, in order, with a stage column first
+    top = _history(run_dir / "history.csv")
+    assert [r["stage"] for r in top] == ["pretrain"] * 4 + ["pcl"] * 2 + ["l1"] * 2
+    assert [r["val/psnr_y"] for r in top] == [r["val/psnr_y"] for r in pre + pcl + l1]
     # it learns: validation PSNR rises well above the untrained network's, and the L1 falls
     assert float(pre[-1]["val/psnr_y"]) > float(pre[0]["val/psnr_y"]) + 2.0
     assert float(l1[-1]["train/loss/l1"]) < 0.5 * float(pre[0]["train/loss/l1"])
@@ -166,6 +170,18 @@ def test_evaluate_and_upscale(run_dir: Path, data_dir: Path, tmp_path: Path, cap
         == 0
     )
     assert json.loads((run_dir / "metrics.json").read_text())["sets"] == first  # reproducible
+    # another folder adds its sets; the earlier ones are kept, not lost
+    other = tmp_path / "other"
+    _synthetic(other / "SetC", n=1, seed=3)
+    args = ["sr", "evaluate", "--run", str(run_dir), "--data-dir", str(other), "--device", "cpu"]
+    assert main(args) == 0
+    merged = json.loads((run_dir / "metrics.json").read_text())
+    assert set(merged["sets"]) == {"SetA", "SetB", "SetC"}
+    assert merged["sets"]["SetA"] == first["SetA"]
+    assert merged["data_dirs"] == {"SetA": str(sets), "SetB": str(sets), "SetC": str(other)}
+    table = (run_dir / "results.md").read_text()
+    assert "SetA" in table
+    assert "SetC" in table
 
     out = tmp_path / "up"
     assert (
@@ -300,13 +316,15 @@ def test_weights_of_another_size_are_refused(run_dir: Path, tmp_path: Path, caps
     run = RunFolder.open_existing(copy, domain="sr")
     other = torch.nn.ModuleDict({m: EDSR.from_size(2, "small") for m in ("l1", "pcl")})
     run.save_weights(other.state_dict())  # stamped with the run's id, but another size
+    image = tmp_path / "x.png"
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(image)
     argv = [
         "sr",
         "upscale",
         "--run",
         str(copy),
         "--input",
-        str(copy / "x.png"),
+        str(image),
         "--out",
         str(tmp_path / "o"),
     ]
@@ -315,3 +333,18 @@ def test_weights_of_another_size_are_refused(run_dir: Path, tmp_path: Path, caps
     assert "weights.pt" in err
     assert "EDSR-tiny" in err
     assert not (tmp_path / "o").exists()
+
+
+def test_upscale_refuses_two_inputs_with_one_output_name(tmp_path: Path, capsys):
+    images = tmp_path / "in"
+    images.mkdir()
+    for name in ("a.png", "a.jpg"):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(images / name)
+    out = tmp_path / "out"
+    argv = ["sr", "upscale", "--run", str(tmp_path / "run"), "--input", str(images)]
+    assert main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert str(images / "a.png") in err, err
+    assert str(images / "a.jpg") in err, err
+    assert not out.exists()

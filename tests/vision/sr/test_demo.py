@@ -14,7 +14,7 @@ def test_demo_step_smoke_and_rerun(tmp_path: Path):
     assert isinstance(result, DemoResult)
     assert set(result.metrics) == {"psnr_y/bicubic", "psnr_y/l1", "psnr_y/pcl"}
     assert all(5 < v < 60 for v in result.metrics.values())
-    page = (tmp_path / "sr.html").read_text()
+    page = (tmp_path / result.links["crops and table"]).read_text()
     for label in ("bicubic", "L1-only", "L1 + PCL", "HR", "chelsea", "coffee", "PSNR-Y"):
         assert label in page
     for rel in result.links.values():
