@@ -60,7 +60,7 @@ for _module in DOMAINS:
 _EPILOG = """\
 examples:
   contrasuite demo                      # every pipeline end to end -> ./contrasuite-demo/index.html
-  contrasuite demo --quick --out /tmp/d # small settings: about 15 min on 2 CPU cores
+  contrasuite demo --quick --out /tmp/d # small settings: about 3 min on 2 CPU cores
   contrasuite digits train --out runs/digits --methods all --epochs 30
   contrasuite ecg train --help          # options and config keys of one command
 

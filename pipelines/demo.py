@@ -439,7 +439,7 @@ def _fmt(value: Any) -> str:
 _DEMO_EPILOG = """\
 examples:
   contrasuite demo                        # full settings, into ./contrasuite-demo
-  contrasuite demo --quick --out /tmp/d   # small settings: about 15 min on 2 CPU cores
+  contrasuite demo --quick --out /tmp/d   # small settings: about 3 min on 2 CPU cores
   contrasuite demo --steps digits         # only some steps (comma-separated)
   contrasuite demo --list                 # list the steps
 
@@ -469,8 +469,8 @@ def _configure_demo(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="small settings: the whole demo in about 15 minutes on 2 CPU cores (most of it the "
-        "sr step; --steps picks fewer)",
+        help="small settings: the whole demo in about 3 minutes on 2 CPU cores (the full one "
+        "takes about 11; --steps picks fewer)",
     )
     parser.add_argument(
         "--steps",
