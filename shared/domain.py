@@ -228,6 +228,8 @@ class DemoContext:
         'demo/digits/run-quick'
         >>> DemoContext(Path("demo/digits")).run_name
         'run'
+        >>> DemoContext(Path("demo/digits"), quick=True, seed=7).run_name
+        'run-quick-seed7'
     """
 
     out_dir: Path
@@ -244,8 +246,13 @@ class DemoContext:
 
     @property
     def run_name(self) -> str:
-        """This mode's folder name in :attr:`out_dir`: ``run``, ``run-quick`` or ``run-smoke``."""
-        return "run" if self.mode == "full" else f"run-{self.mode}"
+        """This mode's folder name in :attr:`out_dir`: ``run``, ``run-quick`` or ``run-smoke``.
+
+        A seed other than the default adds ``-seed<N>`` (``run-quick-seed7``), so that calls
+        with other seeds keep their runs side by side too.
+        """
+        name = "run" if self.mode == "full" else f"run-{self.mode}"
+        return name if self.seed == DEFAULT_SEED else f"{name}-seed{self.seed}"
 
     @property
     def run_dir(self) -> Path:

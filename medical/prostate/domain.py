@@ -166,8 +166,10 @@ DOMAIN = DomainSpec(
             help="per-zone Dice, HD95, MASD (mm and voxels) of a run; MASD change vs a baseline",
             description=(
                 "Score every labelled case of DIR (the run's held-out cases when DIR is its\n"
-                "training folder). Writes RUN/metrics.json and RUN/results.md. With --baseline,\n"
-                "also the relative MASD change of the dual-path net (stages 1 and 2)."
+                "training folder). Writes RUN/metrics.json and RUN/results.md (the latest) and\n"
+                "the same under RUN/evaluations/held-out/ or RUN/evaluations/<data fingerprint>/,\n"
+                "so that scoring other data keeps earlier scores. With --baseline, also the\n"
+                "relative MASD change of the dual-path net (stages 1 and 2)."
             ),
             run="medical.prostate.commands:evaluate",
             examples="contrasuite prostate evaluate --run runs/dual --data-dir runs/dual/data "

@@ -109,6 +109,10 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a run (and optionally a baseline run) and write ``RUN/metrics.json``.
 
+    The same metrics (and ``results.md``) also go to ``RUN/evaluations/held-out/`` for the
+    run's own held-out cases, or ``RUN/evaluations/<data fingerprint>/`` for other data, so
+    that an evaluation on other data never loses an earlier one.
+
     Args:
         run_path: The run folder (``contrasuite prostate train``).
         data_dir: An MSD-layout folder with labels. If it is the run's training folder, only
@@ -193,7 +197,12 @@ def evaluate(
             result["paper_masd_improvement_pct"] = PAPER_MASD_IMPROVEMENT
         run.write_json("metrics.json", result)
         run.write_text("results.md", _markdown(result, zone_names))
-        logger.info("wrote %s", run.path / "metrics.json")
+        # every data set's scores also stay in their own folder, so that scoring other data
+        # later does not lose these (RUN/metrics.json holds the latest)
+        kept = Path("evaluations") / ("held-out" if held_out else data_fingerprint(root))
+        run.write_json(str(kept / "metrics.json"), result)
+        run.write_text(str(kept / "results.md"), _markdown(result, zone_names))
+        logger.info("wrote %s (and %s)", run.path / "metrics.json", run.path / kept)
     return result
 
 

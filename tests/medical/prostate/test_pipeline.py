@@ -87,6 +87,17 @@ def test_dual_path_trains_beats_chance_and_reloads(phantoms, tmp_path, capsys):
     # a loaded checkpoint reproduces the metrics
     again = evaluate(out, phantoms)
     assert again["per_zone"] == metrics["per_zone"]
+    # scoring other data replaces RUN/metrics.json but keeps the held-out scores
+    other = write_phantom_dataset(
+        tmp_path / "other", 2, seed=9, n_unlabelled=0, shape=(32, 32, 8), spacing=(2.0, 2.0, 6.0)
+    )
+    elsewhere = evaluate(out, other)
+    assert not elsewhere["held_out"]
+    assert json.loads((out / "metrics.json").read_text())["n_cases"] == 2 == elsewhere["n_cases"]
+    kept = json.loads((out / "evaluations" / "held-out" / "metrics.json").read_text())
+    assert kept["per_zone"] == metrics["per_zone"]
+    assert kept["held_out"]
+    assert len(list((out / "evaluations").iterdir())) == 2
     net = load_net(run, cfg)
     assert isinstance(net, DualPathNet)
     # the same command again resumes a finished run: same weights, same metrics
