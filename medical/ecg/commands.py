@@ -135,7 +135,9 @@ def train(args: argparse.Namespace, cfg: ECGConfig) -> int:
     if getattr(args, "print_config", False):
         print(dump_yaml(to_dict(cfg)), end="")
         return 0
-    metrics = train_run(cfg, args.out, progress=not getattr(args, "quiet", 0))
+    # trainer.progress=false turns every bar off, the data reading's too (as -q does)
+    progress = cfg.trainer.progress and not getattr(args, "quiet", 0)
+    metrics = train_run(cfg, args.out, progress=progress)
     if is_main_process():  # under torchrun the other ranks print nothing
         _print_metrics(metrics)
         print(f"run folder: {args.out}")
