@@ -283,9 +283,10 @@ def add_common_options(
     """Add the options every train/evaluate command shares.
 
     ``--out DIR``, ``--seed N``, ``--device cpu|cuda|auto``, ``--epochs N``,
-    ``--config FILE.yaml`` and trailing ``key=value`` overrides. ``--seed``, ``--device`` and
-    ``--epochs`` default to ``None`` here so that a value in the YAML file is not clobbered;
-    the config dataclass holds the real defaults (seed 2020, device auto).
+    ``--config FILE.yaml``, ``--print-config`` and trailing ``key=value`` overrides.
+    ``--seed``, ``--device`` and ``--epochs`` default to ``None`` here so that a value in the
+    YAML file is not clobbered; the config dataclass holds the real defaults (seed 2020,
+    device auto).
 
     Args:
         parser: The subcommand's parser.
@@ -327,6 +328,11 @@ def add_common_options(
         metavar="FILE.yaml",
         default=None,
         help="YAML file with settings; options and key=value arguments override it",
+    )
+    group.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved config as YAML and exit (nothing is read, trained or written)",
     )
     if overrides:
         parser.add_argument(

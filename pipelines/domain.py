@@ -32,6 +32,7 @@ from pipelines.common import (
     resolve_config,
 )
 from pipelines.demo import register_demo_step
+from shared.config import dump_yaml, to_dict
 from shared.domain import CommandSpec, DemoContext, DemoResult, DomainSpec
 
 __all__ = ["config_key_help", "load_ref", "register_domain"]
@@ -95,6 +96,9 @@ def _run(spec: CommandSpec, args: argparse.Namespace) -> int | None:
     option_keys = dict(spec.option_keys)
     option_keys.update({o.dest: o.key for o in spec.options if o.key})
     cfg = resolve_config(cls, args, option_keys=option_keys)
+    if getattr(args, "print_config", False):
+        print(dump_yaml(to_dict(cfg)), end="")
+        return 0
     return handler(args, cfg)
 
 

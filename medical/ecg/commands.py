@@ -24,7 +24,6 @@ from medical.ecg.infer import LoadedRun, evaluate_model, load_run
 from medical.ecg.model import ProtoECGNet
 from medical.ecg.synth import write_synthetic_ptbxl
 from medical.ecg.train import train as train_run
-from shared.config import dump_yaml, to_dict
 from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
@@ -132,9 +131,6 @@ def train(args: argparse.Namespace, cfg: ECGConfig) -> int:
     if cfg.data.data_dir:
         path = str(Path(cfg.data.data_dir).expanduser().resolve())
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=path))
-    if getattr(args, "print_config", False):
-        print(dump_yaml(to_dict(cfg)), end="")
-        return 0
     # trainer.progress=false turns every bar off, the data reading's too (as -q does)
     progress = cfg.trainer.progress and not getattr(args, "quiet", 0)
     metrics = train_run(cfg, args.out, progress=progress)

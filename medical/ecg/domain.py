@@ -122,11 +122,6 @@ DOMAIN = DomainSpec(
                     key="data.data_dir",
                     kwargs={"required": True, "metavar": "DIR"},
                 ),
-                Option(
-                    ("--print-config",),
-                    help="print the resolved config as YAML and exit without training",
-                    kwargs={"action": "store_true"},
-                ),
             ),
         ),
         CommandSpec(

@@ -302,6 +302,29 @@ def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
     assert list(tmp_path.iterdir()) == [config]  # --print-config writes nothing
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["digits", "train"],
+        ["ecg", "train", "--data-dir", "data"],
+        ["prostate", "train"],
+        ["sepclr", "train"],
+        ["sr", "train"],
+        ["recsys", "evaluate", "--dataset", "ml-100k", "--models", "SASRec"],
+    ],
+)
+def test_every_config_command_prints_its_config_and_writes_nothing(cli, tmp_path, command):
+    import yaml
+
+    out = tmp_path / "out"
+    result = cli(*command, "--out", str(out), "--seed", "7", "--print-config")
+    assert result.code == 0, result.err
+    cfg = yaml.safe_load(result.out)
+    seed = cfg["trainer"]["seed"] if "trainer" in cfg else cfg["seed"]
+    assert seed == 7
+    assert not out.exists()
+
+
 def test_defaults_seed_and_device(cli, tmp_path):
     result = cli("digits", "train", "--out", str(tmp_path), "--print-config")
     import yaml

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from shared.config import dump_yaml, to_dict
 from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from vision.digits import pipeline
@@ -32,9 +31,6 @@ def train(args: argparse.Namespace, cfg: DigitsConfig) -> int:
     Raises:
         InputError: If ``--out`` cannot hold this run (nothing is written then).
     """
-    if getattr(args, "print_config", False):
-        print(dump_yaml(to_dict(cfg)), end="")
-        return 0
     result = pipeline.train_digits(cfg, args.out)
     if not is_main_process():  # under torchrun the other ranks print nothing
         return 0

@@ -40,11 +40,6 @@ DOMAIN = DomainSpec(
                     key="methods",
                     kwargs={"metavar": "M1,M2,...|all"},
                 ),
-                Option(
-                    ("--print-config",),
-                    help="print the resolved config as YAML and exit without training",
-                    kwargs={"action": "store_true"},
-                ),
             ),
         ),
     ),
