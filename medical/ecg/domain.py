@@ -147,7 +147,7 @@ DOMAIN = DomainSpec(
                     help="PTB-XL folder (default: the one the run was trained on)",
                     kwargs={"metavar": "DIR", "default": None},
                 ),
-                device_option(default=None),
+                device_option(),
                 Option(
                     ("--bootstrap",),
                     help="resamples of the test ECGs for 95 %% intervals (default: 200 when the "

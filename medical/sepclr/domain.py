@@ -131,7 +131,7 @@ DOMAIN = DomainSpec(
                     "results.md",
                     kwargs={"nargs": "+", "metavar": "RUN", "default": None},
                 ),
-                device_option(default=None),
+                device_option(),
             ),
         ),
     ),
