@@ -448,14 +448,17 @@ def check_device(device: str) -> str:
 
 
 def _config_seeds(cfg: Any, prefix: str = "") -> Iterator[tuple[str, int]]:
-    """``(dotted key, seed)`` for every ``seed`` / ``seeds`` field of a config, at any depth."""
+    """``(dotted key, seed)`` for every seed field of a config, at any depth.
+
+    Seed fields are ``seed``, ``seeds`` and any ``*_seed`` (``data.split_seed``).
+    """
     import dataclasses
 
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             yield from _config_seeds(value, f"{prefix}{f.name}.")
-        elif f.name in _SEED_DESTS:
+        elif f.name in _SEED_DESTS or f.name.endswith("_seed"):
             for seed in value if isinstance(value, (tuple, list)) else (value,):
                 if isinstance(seed, int):
                     yield f"{prefix}{f.name}", seed

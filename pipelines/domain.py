@@ -96,6 +96,8 @@ def _run(spec: CommandSpec, args: argparse.Namespace) -> int | None:
     option_keys = dict(spec.option_keys)
     option_keys.update({o.dest: o.key for o in spec.options if o.key})
     cfg = resolve_config(cls, args, option_keys=option_keys)
+    if spec.prepare is not None:
+        cfg = load_ref(spec.prepare)(args, cfg)
     if getattr(args, "print_config", False):
         print(dump_yaml(to_dict(cfg)), end="")
         return 0

@@ -75,19 +75,24 @@ def _print_table(results: Mapping[str, ModelSummary]) -> None:
         )
 
 
+def prepare_evaluate(args: argparse.Namespace, cfg: RecsysConfig) -> RecsysConfig:
+    """``--quick``: a few epochs of a few batches, unless ``--epochs`` or the key says otherwise."""
+    if not getattr(args, "quick", False):
+        return cfg
+    overrides = " ".join(getattr(args, "overrides", None) or [])
+    return replace(
+        cfg,
+        trainer={
+            "epochs": cfg.trainer.epochs if args.epochs is not None else QUICK_EPOCHS,
+            "max_train_batches": cfg.trainer.max_train_batches
+            if "trainer.max_train_batches=" in overrides
+            else QUICK_BATCHES,
+        },
+    )
+
+
 def evaluate(args: argparse.Namespace, cfg: RecsysConfig) -> int:
     """``contrasuite recsys evaluate``: train and test every model; print the table."""
-    if getattr(args, "quick", False):
-        overrides = " ".join(getattr(args, "overrides", None) or [])
-        cfg = replace(
-            cfg,
-            trainer={
-                "epochs": cfg.trainer.epochs if args.epochs is not None else QUICK_EPOCHS,
-                "max_train_batches": cfg.trainer.max_train_batches
-                if "trainer.max_train_batches=" in overrides
-                else QUICK_BATCHES,
-            },
-        )
     out = Path(args.out)
     results = evaluate_models(cfg, out, command=reproduce_command(cfg, out))
     _print_table(results)

@@ -49,6 +49,7 @@ DOMAIN = DomainSpec(
                 "on validation, test it once, and write OUT/results.json and OUT/results.md."
             ),
             run="recsys.commands:evaluate",
+            prepare="recsys.commands:prepare_evaluate",
             config="recsys.config:RecsysConfig",
             examples=_EXAMPLES,
             options=(

@@ -154,12 +154,16 @@ class CommandSpec:
         options: Extra options.
         out_help: Help text of ``--out`` (commands with a config).
         option_keys: Where ``--seed``, ``--device``, ``--epochs`` land in the config.
+        prepare: ``"package.module:function"``, ``fn(args, cfg) -> cfg``: the command's own
+            settings on top of the resolved config (``--quick``, absolute paths), applied
+            before ``--print-config`` prints it and before the handler runs.
     """
 
     name: str
     help: str
     run: str
     config: str | None = None
+    prepare: str | None = None
     description: str = ""
     examples: str = ""
     options: tuple[Option, ...] = ()

@@ -126,11 +126,16 @@ def _print_metrics(metrics: dict[str, Any]) -> None:
         print(f"  {name:10s} branch classifier: macro AUROC {_num(b['macro_auc'])}")
 
 
-def train(args: argparse.Namespace, cfg: ECGConfig) -> int:
-    """``contrasuite ecg train``: every stage, then the test fold; resumes a killed run."""
+def prepare_train(args: argparse.Namespace, cfg: ECGConfig) -> ECGConfig:
+    """The data folder as an absolute path (what the run's config.yaml records)."""
     if cfg.data.data_dir:
         path = str(Path(cfg.data.data_dir).expanduser().resolve())
         cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, data_dir=path))
+    return cfg
+
+
+def train(args: argparse.Namespace, cfg: ECGConfig) -> int:
+    """``contrasuite ecg train``: every stage, then the test fold; resumes a killed run."""
     # trainer.progress=false turns every bar off, the data reading's too (as -q does)
     progress = cfg.trainer.progress and not getattr(args, "quiet", 0)
     metrics = train_run(cfg, args.out, progress=progress)

@@ -114,6 +114,7 @@ DOMAIN = DomainSpec(
                 "data.batch_size=16"
             ),
             run="medical.ecg.commands:train",
+            prepare="medical.ecg.commands:prepare_train",
             config="medical.ecg.config:ECGConfig",
             options=(
                 Option(

@@ -85,6 +85,7 @@ BIG_SEED = str(2**32)  # one past the largest seed numpy, scikit-learn and RecBo
             "argument --seeds: expected a seed",
         ),
         (["digits", "train", f"trainer.seed={BIG_SEED}"], "`trainer.seed` to be a seed"),
+        (["digits", "train", "data.split_seed=-1"], "`data.split_seed` to be a seed"),
         (
             ["recsys", "evaluate", "--dataset", "ml-100k", f"seeds=1,{BIG_SEED}"],
             "`seeds` to be a seed",

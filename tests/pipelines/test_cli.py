@@ -325,6 +325,24 @@ def test_every_config_command_prints_its_config_and_writes_nothing(cli, tmp_path
     assert not out.exists()
 
 
+def test_print_config_shows_the_settings_the_command_will_run(cli, tmp_path, monkeypatch):
+    import yaml
+
+    from recsys.commands import QUICK_BATCHES, QUICK_EPOCHS
+
+    quick = cli(
+        "recsys", "evaluate", "--dataset", "ml-100k", "--models", "SASRec", "--quick",
+        "--out", str(tmp_path / "r"), "--print-config",
+    )  # fmt: skip
+    assert quick.code == 0, quick.err
+    trainer = yaml.safe_load(quick.out)["trainer"]
+    assert (trainer["epochs"], trainer["max_train_batches"]) == (QUICK_EPOCHS, QUICK_BATCHES)
+    monkeypatch.chdir(tmp_path)
+    ecg = cli("ecg", "train", "--data-dir", "rel/data", "--out", "e", "--print-config")
+    assert ecg.code == 0, ecg.err
+    assert yaml.safe_load(ecg.out)["data"]["data_dir"] == str((tmp_path / "rel/data").resolve())
+
+
 def test_defaults_seed_and_device(cli, tmp_path):
     result = cli("digits", "train", "--out", str(tmp_path), "--print-config")
     import yaml
