@@ -281,15 +281,47 @@ _ENTRIES = ("imagesTr", "labelsTr", "imagesTs", "dataset.json")
 _STAGING = ".contrasuite-phantoms."
 
 
+def _recover(root: Path) -> None:
+    """Finish or undo a :func:`write_dataset` that was killed, from its staging folders.
+
+    A set whose ``dataset.json`` is in place was swapped in completely (only the clean-up was
+    cut short); without it the swap was cut short, and the earlier set's entries kept in the
+    staging folder's ``old/`` are moved back. Either way the staging folders go.
+    """
+    for staging in sorted(root.glob(f"{_STAGING}*")):
+        old = staging / "old"
+        if not (root / "dataset.json").exists() and (old / "dataset.json").exists():
+            _swap_back(root, old)
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _swap_back(root: Path, old: Path) -> None:
+    """Put the earlier set's entries in ``old`` back into ``root`` (over any new ones)."""
+    for name in _ENTRIES:
+        if (old / name).exists():
+            target = root / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+            os.replace(old / name, target)
+
+
 def check_phantom_out(root: Path) -> None:
     """Refuse ``root`` as ``--out`` unless it is new, empty, or an earlier phantom set.
+
+    An earlier call that was killed while writing is finished or undone first (see
+    :func:`_recover`), so that its hidden staging folder neither counts as foreign nor stays.
 
     Raises:
         InputError: If ``root`` is a file or a non-empty folder that is not a phantom set.
     """
     if root.exists() and not root.is_dir():
         raise InputError(f"--out {root}: expected a folder, but it is a file.")
-    if not root.is_dir() or not any(root.iterdir()):
+    if not root.is_dir():
+        return
+    _recover(root)
+    if not any(root.iterdir()):
         return
     meta: object = None
     if (root / "dataset.json").is_file():
@@ -333,14 +365,19 @@ def write_dataset(out: str | os.PathLike[str], cases: Sequence[PhantomCase]) -> 
         shutil.rmtree(staging, ignore_errors=True)
         raise
     old.mkdir()
-    for name in _ENTRIES:  # dataset.json first: a half-swapped folder is no data set
-        if (root / name).exists():
-            os.replace(root / name, old / name)
-    for name in reversed(_ENTRIES):  # dataset.json last
-        if (new / name).exists():
-            os.replace(new / name, root / name)
-    for leftover in root.glob(f"{_STAGING}*"):  # this one, and any of an interrupted call
-        shutil.rmtree(leftover, ignore_errors=True)
+    try:
+        for name in _ENTRIES:  # dataset.json first: a half-swapped folder is no data set
+            if (root / name).exists():
+                os.replace(root / name, old / name)
+        for name in reversed(_ENTRIES):  # dataset.json last
+            if (new / name).exists():
+                os.replace(new / name, root / name)
+    except BaseException:
+        if (old / "dataset.json").exists():  # the earlier set was moved out: put it back
+            _swap_back(root, old)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
     return root
 
 

@@ -237,6 +237,49 @@ def test_a_failed_phantom_write_leaves_the_earlier_set_as_it_was(tmp_path, monke
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
 
 
+def test_a_failure_during_the_swap_puts_the_earlier_set_back(tmp_path, monkeypatch, capsys):
+    import medical.prostate.phantom as phantom
+
+    out = tmp_path / "p"
+    assert _phantom(out, "--n-cases", "2", "--n-unlabelled", "0") == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    real, moves = phantom.os.replace, []
+
+    def refused_on_the_first_move_in(src, dst):
+        moves.append(Path(dst))
+        if Path(src).parent.name == "new" and Path(dst).parent == out:  # moving the new set in
+            raise PermissionError(13, "Permission denied", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(phantom.os, "replace", refused_on_the_first_move_in)
+    assert _phantom(out, "--n-cases", "3", "--n-unlabelled", "0", "--seed", "9") == 2
+    capsys.readouterr()
+    assert any(m.parent.name == "old" for m in moves)  # it did get as far as the swap
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_a_swap_killed_halfway_is_undone_by_the_next_call(tmp_path, capsys):
+    import os
+
+    out = tmp_path / "p"
+    assert _phantom(out, "--n-cases", "2", "--n-unlabelled", "0") == 0
+    before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    # the state a kill leaves after dataset.json and imagesTr went to old/, nothing came in
+    old = out / ".contrasuite-phantoms.killed" / "old"
+    old.mkdir(parents=True)
+    for name in ("dataset.json", "imagesTr"):
+        os.replace(out / name, old / name)
+    assert _phantom(out, "--n-cases", "3", "--n-unlabelled", "0", "--seed", "9") == 0
+    capsys.readouterr()
+    assert not list(out.glob(".contrasuite-phantoms.*"))
+    assert len(list((out / "imagesTr").iterdir())) == 3  # the new set replaced the recovered one
+    # and a kill before anything moved (only the hidden staging folder) is no foreign file
+    fresh = tmp_path / "q"
+    (fresh / ".contrasuite-phantoms.killed" / "new").mkdir(parents=True)
+    assert _phantom(fresh, "--n-cases", "2", "--n-unlabelled", "0") == 0
+    assert before == {p.relative_to(fresh): p.read_bytes() for p in fresh.rglob("*") if p.is_file()}
+
+
 def test_phantom_says_when_there_are_fewer_masks_than_cases(tmp_path, capsys):
     label = np.zeros((16, 16, 4), np.uint8)
     label[4:12, 4:12, 1:3] = 1
