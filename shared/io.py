@@ -179,13 +179,29 @@ def read_json(path: PathLike) -> Any:
         raise InputError(f"Expected {path} to hold valid JSON, but got: {exc}") from None
 
 
-def read_csv(path: PathLike) -> list[dict[str, str]]:
-    """The rows of a CSV file with a header, as dicts of strings (empty if the file is missing)."""
+def read_csv(path: PathLike, *, missing_ok: bool = False) -> list[dict[str, str]]:
+    """The rows of a CSV file with a header, as dicts of strings.
+
+    Args:
+        path: The CSV file (as :func:`write_csv` writes it).
+        missing_ok: Return no rows for a missing file instead of raising.
+
+    Returns:
+        One dict per row, keyed by the header's column names.
+
+    Raises:
+        InputError: If the file is missing (unless ``missing_ok``) or not readable as text.
+    """
     path = Path(path)
     if not path.is_file():
-        return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+        if missing_ok:
+            return []
+        raise InputError(f"{path}: expected a CSV file, but it does not exist.")
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"Expected {path} to hold CSV text, but got: {exc}") from None
 
 
 def write_csv(path: PathLike, rows: Sequence[Mapping[str, Any]]) -> None:

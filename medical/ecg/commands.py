@@ -25,7 +25,7 @@ from medical.ecg.model import ProtoECGNet
 from medical.ecg.synth import write_synthetic_ptbxl
 from medical.ecg.train import train as train_run
 from shared.distributed import is_main_process
-from shared.domain import DemoContext, DemoResult
+from shared.domain import DEFAULT_SEED, DemoContext, DemoResult
 from shared.errors import InputError
 from shared.io import atomic_write_text, read_json, write_json
 from shared.training.run import check_output_path
@@ -368,14 +368,17 @@ DEMO_FULL: dict[str, Any] = {
 def demo_step(ctx: DemoContext) -> DemoResult:
     """The demo's ECG step: synthetic PTB-XL, a small ProtoECGNet, one explanation report.
 
-    Writes ``DIR/data-<n>`` (synthetic PTB-XL, its cache in ``DIR/cache``), the run folder
+    Writes ``DIR/data-<n>`` (``data-<n>-seed<S>`` for a seed other than the default; synthetic
+    PTB-XL, its cache in ``DIR/cache``), the run folder
     ``ctx.run_dir`` (one per mode) and one report in it.
     Running it again reuses the data and the finished run (or resumes an interrupted one).
     """
     out = Path(ctx.out_dir)
     n_records = 120 if ctx.smoke else 300 if ctx.quick else 400
     name = ctx.run_name
-    data_dir = out / f"data-{n_records}"
+    # the data depend on the seed too: a non-default seed gets its own set, as its run does
+    seed = "" if ctx.seed == DEFAULT_SEED else f"-seed{ctx.seed}"
+    data_dir = out / f"data-{n_records}{seed}"
     if not (data_dir / "ptbxl_database.csv").exists():
         write_synthetic_ptbxl(data_dir, n_records=n_records, seed=ctx.seed, progress=ctx.progress)
     layers: list[dict[str, Any]] = [DEMO_QUICK if (ctx.quick or ctx.smoke) else DEMO_FULL]

@@ -137,9 +137,10 @@ def evaluate(
                 f"--baseline {baseline}: expected a baseline run, got a {base_cfg.model.name} run."
             )
     root = Path(data_dir).resolve()
-    held_out = str(root) == split["data_dir"] or (
-        cfg.data.dir is not None and data_fingerprint(root) == run.data
-    )
+    fingerprint = None if str(root) == split["data_dir"] else data_fingerprint(root)
+    held_out = fingerprint is None or (cfg.data.dir is not None and fingerprint == run.data)
+    # where these scores are kept besides RUN/metrics.json (see the docstring)
+    kept = Path("evaluations") / ("held-out" if held_out else str(fingerprint))
     names = list(split["test"]) if held_out else [c.name for c in index.cases]
     if not names:
         raise InputError(
@@ -195,13 +196,12 @@ def evaluate(
                 k: relative_change(v, base, "masd_vox") for k, v in stages.items()
             }
             result["paper_masd_improvement_pct"] = PAPER_MASD_IMPROVEMENT
-        run.write_json("metrics.json", result)
-        run.write_text("results.md", _markdown(result, zone_names))
-        # every data set's scores also stay in their own folder, so that scoring other data
-        # later does not lose these (RUN/metrics.json holds the latest)
-        kept = Path("evaluations") / ("held-out" if held_out else data_fingerprint(root))
+        # every data set's scores also stay in their own folder (first), so that scoring
+        # other data later does not lose these; RUN/metrics.json holds the latest
         run.write_json(str(kept / "metrics.json"), result)
         run.write_text(str(kept / "results.md"), _markdown(result, zone_names))
+        run.write_json("metrics.json", result)
+        run.write_text("results.md", _markdown(result, zone_names))
         logger.info("wrote %s (and %s)", run.path / "metrics.json", run.path / kept)
     return result
 

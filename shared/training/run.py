@@ -602,11 +602,18 @@ class RunFolder:
         A run of several Trainer stages (``RUN/<stage>/history.csv``) gets one top-level history
         like a single-stage run, with ``column`` (e.g. ``stage`` or ``method``) naming each row's
         stage first; a stage without a history yet adds no rows.
+
+        Args:
+            stages: The stage names, in the order their rows go.
+            column: The name of the column that names the stage.
+
+        Returns:
+            ``RUN/history.csv``.
         """
         rows = [
             {column: name, **row}
             for name in stages
-            for row in read_csv(self.stage_dir(name) / "history.csv")
+            for row in read_csv(self.stage_dir(name) / "history.csv", missing_ok=True)
         ]
         if is_main_process():
             write_csv(self.path / "history.csv", rows)

@@ -129,6 +129,8 @@ def test_stage_history_joins_the_stages_in_order_with_a_name_column(tmp_path):
     run.write_stage_history(["a", "b", "c"], column="method")
     rows = read_csv(run.path / "history.csv")
     assert list(rows[0]) == ["method", "epoch", "train/loss", "val/acc"]
+    with pytest.raises(InputError, match=r"c/history\.csv"):
+        read_csv(run.stage_dir("c") / "history.csv")
     assert [(r["method"], r["epoch"], r["train/loss"], r["val/acc"]) for r in rows] == [
         ("a", "1", "3.0", ""),
         ("a", "2", "1.5", "0.5"),
