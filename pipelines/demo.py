@@ -262,7 +262,7 @@ def _earlier_entries(
     """The entries of ``out_dir/demo.json`` to keep: steps not in ``ran``, same settings.
 
     An unreadable ``demo.json`` is logged and ignored (the index then lists this call only), as
-    is an entry of another shape or of an ``ok`` step whose folder is gone.
+    is an entry of another shape or of an ``ok`` step whose linked files are gone.
     """
     path = out_dir / "demo.json"
     try:
@@ -287,8 +287,10 @@ def _earlier_entries(
             continue
         if any(clean["settings"].get(k) != settings[k] for k in MATCHING_SETTINGS):
             other.append(name)
-        elif clean["status"] == "ok" and not (out_dir / name).is_dir():
-            logger.info("[demo] the index drops %r: its folder is gone", name)
+        elif clean["status"] == "ok" and not all(
+            (out_dir / link.split("#")[0]).exists() for link in clean["links"].values()
+        ):
+            logger.info("[demo] the index drops %r: its files are gone", name)
         else:
             kept[name] = clean
     if other:

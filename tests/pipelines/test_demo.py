@@ -183,6 +183,12 @@ def test_the_index_keeps_an_earlier_calls_steps_of_the_same_settings(cli, tmp_pa
     assert "<p>summary of b 0.3</p>" in index
     assert "summary of b 0.2" not in index
     assert index.count("earlier call") == 3  # a's status cell and section; the subtitle
+    # an earlier step whose files are gone is dropped, not linked
+    (out / "a" / "run" / "result.txt").rename(out / "a" / "run" / "moved.txt")
+    assert cli("demo", "-q", "--steps", "b", "--out", str(out)).code == 0
+    assert list(json.loads((out / "demo.json").read_text())["steps"]) == ["b"]
+    (out / "a" / "run" / "moved.txt").rename(out / "a" / "run" / "result.txt")
+    assert cli("demo", "-q", "--steps", "a,b", "--out", str(out)).code == 0
 
     # Another mode (or seed): the earlier steps are not this call's, so the index drops them.
     assert cli("demo", "-q", "--quick", "--steps", "b", "--out", str(out)).code == 0
