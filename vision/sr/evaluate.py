@@ -164,7 +164,7 @@ def evaluate_run(
         )
         for name, paths in discover_sets(data_dir).items()
     }
-    return evaluate_loaded(run, models, loaded, scale, str(data_dir), device)
+    return evaluate_loaded(run, models, loaded, scale, str(Path(data_dir).resolve()), device)
 
 
 def evaluate_loaded(
@@ -195,14 +195,23 @@ def evaluate_loaded(
         if (run.path / "metrics.json").is_file():
             data = read_json(run.path / "metrics.json")
             previous = dict(data) if isinstance(data, dict) else {}
-        # sets evaluated earlier (from other folders) stay; a set evaluated again is replaced
-        sets = {**previous.get("sets", {}), **results}
-        data_dirs = {**previous.get("data_dirs", {}), **dict.fromkeys(results, data_label)}
+        # sets evaluated earlier from other folders stay; a set evaluated again is replaced,
+        # and one of this folder that is gone from it is dropped
+        earlier_dirs = dict(previous.get("data_dirs", {}))
+        gone = {name for name, where in earlier_dirs.items() if where == data_label}
+        sets = {
+            **{k: v for k, v in previous.get("sets", {}).items() if k not in gone},
+            **results,
+        }
+        data_dirs = {**earlier_dirs, **dict.fromkeys(results, data_label)}
         metrics = {
             **previous,
             "scale": scale,
             "sets": sets,
-            "per_image": {**previous.get("per_image", {}), **per_image},
+            "per_image": {
+                **{k: v for k, v in previous.get("per_image", {}).items() if k not in gone},
+                **per_image,
+            },
             "data_dir": data_label,
             "data_dirs": {name: data_dirs[name] for name in sets if name in data_dirs},
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,6 +180,11 @@ def test_evaluate_and_upscale(run_dir: Path, data_dir: Path, tmp_path: Path, cap
     assert set(merged["sets"]) == {"SetA", "SetB", "SetC"}
     assert merged["sets"]["SetA"] == first["SetA"]
     assert merged["data_dirs"] == {"SetA": str(sets), "SetB": str(sets), "SetC": str(other)}
+    # a set gone from its folder is dropped when that folder is evaluated again
+    shutil.rmtree(sets / "SetB")
+    args = ["sr", "evaluate", "--run", str(run_dir), "--data-dir", str(sets), "--device", "cpu"]
+    assert main(args) == 0
+    assert set(json.loads((run_dir / "metrics.json").read_text())["sets"]) == {"SetA", "SetC"}
     table = (run_dir / "results.md").read_text()
     assert "SetA" in table
     assert "SetC" in table
