@@ -9,8 +9,7 @@ The rules (style guide, rule 9):
 * Overrides are parsed against the field types; nothing is ``eval``-ed and ``sys.argv`` is never
   read. Configs are never mutated: :func:`apply_overrides` returns a new object.
 
-
-
+:func:`dump_yaml` (from :mod:`shared.yaml_dump`) writes a config back as YAML.
 
 Examples:
     >>> from dataclasses import dataclass
