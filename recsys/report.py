@@ -114,15 +114,16 @@ def results_markdown(
 ) -> str:
     """The ``results.md`` tables: test mean +- std, selection, timing, paired tests."""
     seeds = cfg.run_seeds
-    several = len(seeds) > 1
+    # the reports are rewritten after each seed: say how many seeds the numbers are over
+    done = [seed for seed in seeds if all(seed in s.runs for s in summaries.values())]
+    several = len(done) > 1
     grid = cfg.encoder.dropout_grid
     head = [
         "model",
         *[f"test {m}" for m in TABLE_METRICS],
         "valid ndcg@10",
         *(["dropout"] if grid else []),
-        "best epoch",
-        "epochs",
+        *(["best epoch (per seed)", "epochs (per seed)"] if several else ["best epoch", "epochs"]),
         "s/epoch",
         "params",
     ]
@@ -139,8 +140,15 @@ def results_markdown(
         f"Data set: {source.origin} ({source.kind}). MCLRec defaults: {profile.source}.",
         "",
     ]
+    if len(done) < len(seeds):
+        waiting = [seed for seed in seeds if seed not in done]
+        lines += [
+            f"So far: seed(s) {', '.join(map(str, done)) or 'none'} done for every model; "
+            f"{', '.join(map(str, waiting))} not yet (the same command resumes).",
+            "",
+        ]
     if several:
-        lines += [f"Test metrics: mean ± sample std over {len(seeds)} seeds.", ""]
+        lines += [f"Test metrics: mean ± sample std over {len(done)} seeds.", ""]
     if grid:
         lines += [
             f"Dropout selected per model among {', '.join(f'{d:g}' for d in grid)} on the "
@@ -155,8 +163,8 @@ def results_markdown(
             *[_pm(mean.get(m), std.get(m), several) for m in TABLE_METRICS],
             _fmt(s.valid.get("ndcg@10")),
             *([("" if s.dropout is None else f"{s.dropout:g}")] if grid else []),
-            str(s.best_epoch) if not several else "-",
-            str(s.epochs),
+            "/".join(str(r.best_epoch) for r in s.runs.values()),
+            "/".join(str(r.epochs) for r in s.runs.values()),
             f"{s.summary()['epoch_seconds']:.1f}",
             f"{s.params:,}",
         ]

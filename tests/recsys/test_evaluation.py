@@ -34,6 +34,17 @@ def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
             {name: summary.test["ndcg@10"] for name, summary in done.items()}
         )
         rounds.append((seed, {name: sorted(summary.runs) for name, summary in done.items()}))
+        table = (out / "results.md").read_text()
+        if seed == 3:  # one seed of two: no spread yet, and the table says so
+            assert "So far: seed(s) 3 done for every model; 4 not yet" in table
+            assert "±" not in table
+            assert "(per seed)" not in table
+        else:
+            assert "So far" not in table
+            assert "mean ± sample std over 2 seeds" in table
+            row = next(line for line in table.splitlines() if line.startswith("| DuoRec |"))
+            best = [str(done["DuoRec"].runs[s].best_epoch) for s in (3, 4)]
+            assert f"| {'/'.join(best)} |" in row  # best epoch of each seed
 
     summaries = evaluate_models(
         cfg, out, on_round_done=record, command="contrasuite recsys evaluate ..."
