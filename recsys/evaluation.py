@@ -55,16 +55,10 @@ from recsys.data import DatasetInfo, DatasetSource, inspect_dataset, resolve_dat
 from recsys.encoder import FastSASRec
 from recsys.loading import build_config, load_data
 from recsys.models import CL4SRec, DuoRec, MCLRec
-from recsys.results import (
-    ModelResult,
-    ModelSummary,
-    _metrics,
-    _read_history,
-    _read_per_user,
-)
+from recsys.results import ModelResult, ModelSummary, _metrics, select_dropout
 from recsys.trainer import HistoryMask, MCLRecTrainer, RecTrainer
 from shared.errors import InputError
-from shared.io import read_json, write_csv, write_json
+from shared.io import write_csv, write_json
 from shared.runtime import torch_threads
 from shared.training.run import RunFolder
 
@@ -277,27 +271,6 @@ def _plan(cfg: RecsysConfig, out: Path) -> dict[str, list[_Run]]:
     return plan
 
 
-def _load_finished(run: _Run) -> ModelResult:
-    data = read_json(run.folder / "metrics.json")
-    users, positions = _read_per_user(run.folder / "per_user_test.csv")
-    return ModelResult(
-        run.name,
-        data["test"],
-        data["valid"],
-        data["train_seconds"],
-        data["epochs"],
-        data["params"],
-        data["best_epoch"],
-        data["eval_seconds"],
-        data["test_seconds"],
-        seed=run.seed,
-        dropout=run.dropout,
-        history=_read_history(run.folder / "history.csv"),
-        users=users,
-        positions=positions,
-    )
-
-
 def _count_params(model: Any) -> int:
     if isinstance(model, MCLRec) and model.beta == 0 and model.cl_weight == 0:
         return sum(p.numel() for p in model.encoder_parameters())  # augmenters unused
@@ -387,7 +360,7 @@ def _run(
     stage = run.folder.relative_to(folder.path).as_posix()
     if folder.is_finished(stage) and (run.folder / "metrics.json").exists():
         logger.info("%s: already evaluated in %s (kept)", run.name, run.folder)
-        return _load_finished(run)
+        return ModelResult.load(run.folder, run.name, seed=run.seed, dropout=run.dropout)
     result = _train_and_test(cfg, run, source, profile, folder.run_id)
     folder.mark_finished(stage, ndcg10=result.test.get("ndcg@10"))
     return result
@@ -395,22 +368,7 @@ def _run(
 
 def _summarize(cfg: RecsysConfig, name: str, results: list[ModelResult]) -> ModelSummary:
     """Select the dropout on the mean validation metric over the seeds."""
-    metric = cfg.trainer.metric
-    by_dropout: dict[float | None, list[ModelResult]] = {}
-    for r in results:
-        by_dropout.setdefault(r.dropout, []).append(r)
-    selection = {
-        d: float(np.mean([r.valid.get(metric, float("nan")) for r in rs]))
-        for d, rs in by_dropout.items()
-    }
-    best = max(selection, key=lambda d: (selection[d], -list(selection).index(d)))
-    return ModelSummary(
-        name,
-        {r.seed: r for r in by_dropout[best]},
-        dropout=best,
-        selection={d: v for d, v in selection.items() if d is not None},
-        ran_as=MODELS[name].ran_as,
-    )
+    return select_dropout(name, results, cfg.trainer.metric, ran_as=MODELS[name].ran_as)
 
 
 def evaluate_models(

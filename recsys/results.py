@@ -7,7 +7,7 @@ model over its seeds at the dropout selected on validation.
 from __future__ import annotations
 
 import csv
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 
 from recsys.stats import mean_std
+from shared.io import read_json
 
-__all__ = ["ModelResult", "ModelSummary"]
+__all__ = ["ModelResult", "ModelSummary", "select_dropout"]
 
 
 @dataclass
@@ -64,6 +65,35 @@ class ModelResult:
             "epochs": self.epochs,
             "params": self.params,
         }
+
+    @classmethod
+    def load(cls, folder: Path, name: str, *, seed: int, dropout: float | None) -> ModelResult:
+        """A finished run from its folder (``metrics.json``, ``history.csv``, per-user file).
+
+        Args:
+            folder: The run's folder (``RUN/<model>/seed2021_dropout0.5``).
+            name: The model name.
+            seed: The run's seed.
+            dropout: The run's dropout (None: the model's default).
+        """
+        data = read_json(folder / "metrics.json")
+        users, positions = _read_per_user(folder / "per_user_test.csv")
+        return cls(
+            name,
+            data["test"],
+            data["valid"],
+            data["train_seconds"],
+            data["epochs"],
+            data["params"],
+            data["best_epoch"],
+            data["eval_seconds"],
+            data["test_seconds"],
+            seed=seed,
+            dropout=dropout,
+            history=_read_history(folder / "history.csv"),
+            users=users,
+            positions=positions,
+        )
 
     def summary(self) -> dict[str, Any]:
         """The run folder's ``metrics.json``."""
@@ -186,6 +216,34 @@ class ModelSummary:
             out["dropout"] = self.dropout
             out["dropout_selection"] = {f"{d:g}": v for d, v in self.selection.items()}
         return out
+
+
+def select_dropout(
+    name: str, results: Sequence[ModelResult], metric: str = "ndcg@10", *, ran_as: str = ""
+) -> ModelSummary:
+    """One model over its seeds at the dropout with the best mean validation ``metric``.
+
+    Args:
+        name: The model name.
+        results: Its finished runs (every seed and dropout).
+        metric: The validation metric that selects (ties: the dropout met first).
+        ran_as: What ran (:attr:`ModelSummary.ran_as`).
+    """
+    by_dropout: dict[float | None, list[ModelResult]] = {}
+    for r in results:
+        by_dropout.setdefault(r.dropout, []).append(r)
+    selection = {
+        d: float(np.mean([r.valid.get(metric, float("nan")) for r in rs]))
+        for d, rs in by_dropout.items()
+    }
+    best = max(selection, key=lambda d: (selection[d], -list(selection).index(d)))
+    return ModelSummary(
+        name,
+        {r.seed: r for r in by_dropout[best]},
+        dropout=best,
+        selection={d: v for d, v in selection.items() if d is not None},
+        ran_as=ran_as,
+    )
 
 
 def _read_history(path: Path) -> list[dict[str, Any]]:

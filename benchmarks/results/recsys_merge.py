@@ -1,11 +1,14 @@
 """One table from several ``contrasuite recsys evaluate`` folders of the same data and split.
 
-Models of one comparison may be trained in parallel, one folder per process (e.g. the baselines
-in one and MCLRec in another). This prints their test metrics (mean ± sample std over the
-seeds, from each folder's ``results.json``) and paired tests of every model against each
-reference model, on per-user test NDCG@10 averaged over the seeds (the folders'
-``per_user_ndcg@10.csv``, joined on the user), with ``recsys.stats.paired_test`` as
-``results.md`` does. From the repository root::
+Runs of one comparison may be trained in parallel, one folder per process (the baselines in
+one, MCLRec in another, one model's last seed in a third). This reads every finished run of the
+folders (``<model>/<run>/metrics.json`` with its ``per_user_test.csv`` and ``history.csv``; a
+run still training has no ``metrics.json`` and is left out), selects each model's dropout on
+the mean validation NDCG@10 over its seeds as ``recsys evaluate`` does
+(:func:`recsys.results.select_dropout`), and prints the test metrics (mean ± sample std over the
+seeds) and paired tests of every model against each reference model on per-user test NDCG@10
+averaged over the seeds (:func:`recsys.stats.paired_test`), as ``results.md`` does. From the
+repository root::
 
     .venv/bin/python benchmarks/results/recsys_merge.py RUN [RUN ...] \\
         [--against FastSASRec,SASRec2Step]
@@ -16,33 +19,54 @@ With one folder and ``--against`` its first model this repeats its ``results.md`
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
+from recsys.results import ModelResult, ModelSummary, select_dropout
 from recsys.stats import paired_test
+from shared.io import read_json
 
 METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10")
 
 
-def load(runs: list[Path]) -> tuple[dict[str, dict], dict[str, dict[str, float]]]:
-    """``results.json`` entries by model, and per-user NDCG@10 by model and user."""
-    results: dict[str, dict] = {}
-    per_user: dict[str, dict[str, float]] = {}
+def load(runs: list[Path]) -> dict[str, ModelSummary]:
+    """Every finished run of the folders, by model, at the dropout selected on validation.
+
+    A seed of a model counts once every dropout of its grid has finished for that seed.
+
+    Raises:
+        ValueError: If two folders hold the same model, seed and dropout.
+    """
+    found: dict[str, dict[tuple[int, float | None], ModelResult]] = {}
     for run in runs:
-        for model, value in json.loads((run / "results.json").read_text()).items():
-            if isinstance(value, dict) and "test" in value:
-                results[model] = value
-        table = run / "per_user_ndcg@10.csv"
-        if table.exists():
-            with open(table, newline="") as f:
-                for row in csv.DictReader(f):
-                    for model, v in row.items():
-                        if model != "user":
-                            per_user.setdefault(model, {})[row["user"]] = float(v)
-    return results, per_user
+        for metrics in sorted([*run.glob("*/metrics.json"), *run.glob("*/*/metrics.json")]):
+            data = read_json(metrics)
+            if "best_epoch" not in data or "seed" not in data:
+                continue  # a report, not one training run
+            model = metrics.relative_to(run).parts[0]
+            key = (int(data["seed"]), data.get("dropout"))
+            if key in found.setdefault(model, {}):
+                raise ValueError(f"{metrics.parent}: {model} seed {key[0]} is in two folders")
+            found[model][key] = ModelResult.load(metrics.parent, model, seed=key[0], dropout=key[1])
+    order: list[str] = []  # each folder's own model order (its results.json), then the rest
+    for run in runs:
+        listed = read_json(run / "results.json") if (run / "results.json").is_file() else {}
+        order += [m for m in listed if m in found and m not in order]
+    order += [m for m in found if m not in order]
+    out = {}
+    for model in order:
+        # a seed counts once every dropout of the grid has finished for it
+        dropouts = {d for _, d in found[model]}
+        seeds = {s for s, _ in found[model] if all((s, d) in found[model] for d in dropouts)}
+        results = [r for (s, _), r in found[model].items() if s in seeds]
+        out[model] = select_dropout(model, sorted(results, key=lambda r: r.seed))
+    return out
+
+
+def _cell(summary: ModelSummary, metric: str) -> str:
+    mean = f"{summary.test[metric]:.4f}"
+    return mean + (f" ± {summary.test_std[metric]:.4f}" if len(summary.runs) > 1 else "")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -51,29 +75,48 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--against", default=None, help="reference models (default: the first)")
     args = parser.parse_args(argv)
     for run in args.runs:
-        if not (run / "results.json").is_file():
-            parser.error(f"{run}: expected a recsys evaluate folder with results.json")
-    results, per_user = load(args.runs)
-    if not results:
-        parser.error("no finished model in " + ", ".join(map(str, args.runs)))
-    references = args.against.split(",") if args.against else [next(iter(results))]
-    print("| model | seeds | " + " | ".join(f"test {m}" for m in METRICS) + " | epochs |")
-    print("|---|---|" + "---|" * (len(METRICS) + 1))
-    for model, value in results.items():
-        std = value.get("test_std", {})
-        cells = " | ".join(
-            f"{value['test'][m]:.4f}" + (f" ± {std[m]:.4f}" if m in std else "") for m in METRICS
-        )
-        seeds = len(value.get("seeds", {})) or 1
-        print(f"| {model} | {seeds} | {cells} | {value.get('epochs', '?')} |")
+        if not (run / "config.yaml").is_file():
+            parser.error(f"{run}: expected a recsys evaluate folder (with config.yaml)")
+    try:
+        summaries = load(args.runs)
+    except ValueError as error:
+        parser.error(str(error))
+    if not summaries:
+        parser.error("no finished run in " + ", ".join(map(str, args.runs)))
+    references = args.against.split(",") if args.against else [next(iter(summaries))]
+    seed_sets = {tuple(s.runs) for s in summaries.values()}
+    print(
+        "| model | seeds | dropout | "
+        + " | ".join(f"test {m}" for m in METRICS)
+        + " | best epoch | epochs |"
+    )
+    print("|---|---|---|" + "---|" * (len(METRICS) + 2))
+    for model, s in summaries.items():
+        cells = " | ".join(_cell(s, m) for m in METRICS)
+        dropout = "" if s.dropout is None else f"{s.dropout:g}"
+        best = "/".join(str(r.best_epoch) for r in s.runs.values())
+        epochs = "/".join(str(r.epochs) for r in s.runs.values())
+        seeds = ",".join(map(str, s.runs))
+        print(f"| {model} | {seeds} | {dropout} | {cells} | {best} | {epochs} |")
+    selected = [
+        f"{m} ({', '.join(f'{d:g}: {v:.4f}' for d, v in s.selection.items())})"
+        for m, s in summaries.items()
+        if s.selection
+    ]
+    print("\nTest metrics: mean ± sample std over the seeds; best epoch and epochs per seed.")
+    if selected:
+        print("Dropout selected on mean validation NDCG@10 over the seeds: " + "; ".join(selected))
+    if len(seed_sets) > 1:
+        print("\nNote: the models have different seeds; the tests are not paired by seed.")
+    per_user = {model: s.per_user("ndcg@10") for model, s in summaries.items()}
     for reference in references:
-        if reference not in per_user:
+        if not per_user.get(reference):
             parser.error(f"--against: no per-user NDCG@10 of {reference!r} in the folders")
         print(f"\nPaired tests against {reference} (per-user test NDCG@10, mean over seeds):\n")
         print("| model | users | difference | 95% interval | p |")
         print("|---|---|---|---|---|")
         for model, values in per_user.items():
-            if model == reference:
+            if model == reference or not values:
                 continue
             users = sorted(set(values) & set(per_user[reference]))
             a = np.array([per_user[reference][u] for u in users])

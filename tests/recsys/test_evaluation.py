@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import shutil
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,6 +18,16 @@ from recsys.results import ModelSummary
 from recsys.stats import paired_test, per_user_metric
 
 from .conftest import write_sequences
+
+
+def _merge_module() -> ModuleType:
+    path = Path(__file__).parents[2] / "benchmarks" / "results" / "recsys_merge.py"
+    spec = importlib.util.spec_from_file_location("recsys_merge", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
@@ -94,6 +107,24 @@ def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
     assert "SASRec on our encoder path" in table
     assert "contrasuite recsys evaluate ..." in table
     assert "val/ndcg@10" in (out / "history.csv").read_text().splitlines()[0]
+
+    # recsys_merge.py: the same runs split over folders give the same summaries and tests
+    merge = _merge_module()
+    split = tmp_path / "split"
+    for name in ("FastSASRec", "DuoRec"):
+        shutil.copytree(out / name, split / name / name)
+        shutil.copy(out / "config.yaml", split / name / "config.yaml")
+    merged = merge.load([split / "FastSASRec", split / "DuoRec"])
+    assert list(merged) == ["FastSASRec", "DuoRec"]
+    for name, summary in merged.items():
+        assert summary.dropout == summaries[name].dropout
+        assert sorted(summary.runs) == [3, 4]
+        assert summary.test == pytest.approx(summaries[name].test)
+        assert summary.per_user() == pytest.approx(summaries[name].per_user())
+    (split / "DuoRec" / "DuoRec" / "seed4_dropout0.5" / "metrics.json").unlink()
+    assert sorted(merge.load([split / "DuoRec"])["DuoRec"].runs) == [3]  # seed 4 unfinished
+    with pytest.raises(ValueError, match="two folders"):
+        merge.load([split / "FastSASRec", split / "FastSASRec"])
 
     # a third seed added later: the finished runs are kept
     before = (out / "DuoRec" / "seed3_dropout0.1" / "metrics.json").read_text()
