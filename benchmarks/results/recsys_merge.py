@@ -25,6 +25,7 @@ import numpy as np
 
 from recsys.results import ModelResult, ModelSummary, select_dropout
 from recsys.stats import paired_test
+from shared.errors import InputError
 from shared.io import read_json
 
 METRICS = ("hit@10", "ndcg@10", "hit@20", "ndcg@20", "mrr@10")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
             parser.error(f"{run}: expected a recsys evaluate folder (with config.yaml)")
     try:
         summaries = load(args.runs)
-    except ValueError as error:
+    except (ValueError, InputError) as error:  # a duplicate run, an unreadable file
         parser.error(str(error))
     if not summaries:
         parser.error("no finished run in " + ", ".join(map(str, args.runs)))
