@@ -73,7 +73,11 @@ def _cell(summary: ModelSummary, metric: str) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--against", default=None, help="reference models (default: the first)")
+    parser.add_argument(
+        "--against",
+        default=None,
+        help="reference models, comma-separated; they head the table (default: the first model)",
+    )
     args = parser.parse_args(argv)
     for run in args.runs:
         if not (run / "config.yaml").is_file():
@@ -85,6 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     if not summaries:
         parser.error("no finished run in " + ", ".join(map(str, args.runs)))
     references = args.against.split(",") if args.against else [next(iter(summaries))]
+    # the reference models head the table, in --against order; then the folders' order
+    first = [m for m in references if m in summaries]
+    summaries = {m: summaries[m] for m in [*first, *(m for m in summaries if m not in first)]}
     seed_sets = {tuple(s.runs) for s in summaries.values()}
     print(
         "| model | seeds | dropout | "

@@ -30,7 +30,9 @@ def _merge_module() -> ModuleType:
     return module
 
 
-def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
+def test_seeds_dropout_grid_and_paired_tests(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = write_sequences(tmp_path / "shop.txt", n_users=30)
     cfg = replace(
         RecsysConfig(dataset=str(data), models=("FastSASRec", "DuoRec"), seeds=(3, 4)),
@@ -116,6 +118,12 @@ def test_seeds_dropout_grid_and_paired_tests(tmp_path: Path) -> None:
         shutil.copy(out / "config.yaml", split / name / "config.yaml")
     merged = merge.load([split / "FastSASRec", split / "DuoRec"])
     assert list(merged) == ["FastSASRec", "DuoRec"]
+    merge.main([str(split / "DuoRec"), str(split / "FastSASRec"), "--against", "FastSASRec"])
+    printed = capsys.readouterr().out
+    rows = [line.split(" | ")[0] for line in printed.splitlines() if line.startswith("| ")]
+    assert rows[:3] == ["| model", "| FastSASRec", "| DuoRec"]  # the reference heads the table
+    assert "Paired tests against FastSASRec" in printed
+    assert "| DuoRec | " in printed.split("Paired tests against FastSASRec")[1]
     for name, summary in merged.items():
         assert summary.dropout == summaries[name].dropout
         assert sorted(summary.runs) == [3, 4]
