@@ -89,9 +89,16 @@ def main(argv: list[str] | None = None) -> None:
     if not summaries:
         parser.error("no finished run in " + ", ".join(map(str, args.runs)))
     references = args.against.split(",") if args.against else [next(iter(summaries))]
+    unknown = [m for m in references if m not in summaries]
+    if unknown:  # before anything is printed
+        parser.error(
+            f"--against: {', '.join(map(repr, unknown))} not among the finished models of the "
+            f"folders ({', '.join(summaries)})"
+        )
     # the reference models head the table, in --against order; then the folders' order
-    first = [m for m in references if m in summaries]
-    summaries = {m: summaries[m] for m in [*first, *(m for m in summaries if m not in first)]}
+    summaries = {
+        m: summaries[m] for m in [*references, *(m for m in summaries if m not in references)]
+    }
     seed_sets = {tuple(s.runs) for s in summaries.values()}
     print(
         "| model | seeds | dropout | "

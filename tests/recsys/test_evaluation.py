@@ -120,10 +120,16 @@ def test_seeds_dropout_grid_and_paired_tests(
     assert list(merged) == ["FastSASRec", "DuoRec"]
     merge.main([str(split / "DuoRec"), str(split / "FastSASRec"), "--against", "FastSASRec"])
     printed = capsys.readouterr().out
-    rows = [line.split(" | ")[0] for line in printed.splitlines() if line.startswith("| ")]
-    assert rows[:3] == ["| model", "| FastSASRec", "| DuoRec"]  # the reference heads the table
+    heads = [line.split(" | ")[0] for line in printed.splitlines() if line.startswith("| ")]
+    assert heads[:3] == ["| model", "| FastSASRec", "| DuoRec"]  # the reference heads the table
     assert "Paired tests against FastSASRec" in printed
     assert "| DuoRec | " in printed.split("Paired tests against FastSASRec")[1]
+    with pytest.raises(SystemExit) as exit_info:  # a misspelt reference: exit 2, nothing printed
+        merge.main([str(split / "DuoRec"), "--against", "FastSasRec"])
+    assert exit_info.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--against: 'FastSasRec' not among the finished models" in captured.err
     for name, summary in merged.items():
         assert summary.dropout == summaries[name].dropout
         assert sorted(summary.runs) == [3, 4]
