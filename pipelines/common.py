@@ -279,6 +279,7 @@ def add_common_options(
     default_out: str | None = None,
     out_help: str = "run folder to write (created; an existing run there is resumed)",
     overrides: bool = True,
+    option_help: Mapping[str, str] | None = None,
 ) -> None:
     """Add the options every train/evaluate command shares.
 
@@ -294,7 +295,25 @@ def add_common_options(
         default_out: The default of ``--out`` when it is optional.
         out_help: Help text of ``--out``.
         overrides: Whether to accept trailing ``key=value`` arguments.
+        option_help: Help texts by ``dest`` (``seed``, ``device``, ``epochs``, ``config``,
+            ``print_config``, ``overrides``) that replace the generic ones, for a command on
+            which an option means something else (e.g. an evaluate command's ``--seed`` seeds
+            its bootstrap, and its ``--epochs`` is refused because it trains nothing).
     """
+    texts = {
+        "seed": f"random seed (default: {DEFAULT_SEED})",
+        "device": "where to train: cpu, cuda, or auto = cuda when available (default: auto)",
+        "epochs": "number of training epochs (default: the config's)",
+        "config": "YAML file with settings; options and key=value arguments override it",
+        "print_config": "print the resolved config as YAML and exit (nothing is read, trained "
+        "or written)",
+        "overrides": "override any config setting, e.g. trainer.lr=3e-4 (dotted keys of the "
+        "config; an unknown key is an error naming the closest valid one)",
+    }
+    unknown = set(option_help or {}) - set(texts)
+    if unknown:
+        raise ValueError(f"option_help: unknown options {sorted(unknown)}; expected {list(texts)}.")
+    texts.update(option_help or {})
     group = parser.add_argument_group("common options")
     group.add_argument(
         "--out",
@@ -304,44 +323,17 @@ def add_common_options(
         help=out_help + (f" (default: {default_out})" if default_out else ""),
     )
     group.add_argument(
-        "--seed",
-        metavar="N",
-        type=nonnegative_int,
-        default=None,
-        help=f"random seed (default: {DEFAULT_SEED})",
+        "--seed", metavar="N", type=nonnegative_int, default=None, help=texts["seed"]
     )
+    group.add_argument("--device", choices=DEVICES, default=None, help=texts["device"])
     group.add_argument(
-        "--device",
-        choices=DEVICES,
-        default=None,
-        help="where to train: cpu, cuda, or auto = cuda when available (default: auto)",
+        "--epochs", metavar="N", type=positive_int, default=None, help=texts["epochs"]
     )
-    group.add_argument(
-        "--epochs",
-        metavar="N",
-        type=positive_int,
-        default=None,
-        help="number of training epochs (default: the config's)",
-    )
-    group.add_argument(
-        "--config",
-        metavar="FILE.yaml",
-        default=None,
-        help="YAML file with settings; options and key=value arguments override it",
-    )
-    group.add_argument(
-        "--print-config",
-        action="store_true",
-        help="print the resolved config as YAML and exit (nothing is read, trained or written)",
-    )
+    group.add_argument("--config", metavar="FILE.yaml", default=None, help=texts["config"])
+    group.add_argument("--print-config", action="store_true", help=texts["print_config"])
     if overrides:
         parser.add_argument(
-            "overrides",
-            nargs="*",
-            metavar="KEY=VALUE",
-            default=[],
-            help="override any config setting, e.g. trainer.lr=3e-4 (dotted keys of the "
-            "config; an unknown key is an error naming the closest valid one)",
+            "overrides", nargs="*", metavar="KEY=VALUE", default=[], help=texts["overrides"]
         )
 
 
@@ -355,11 +347,15 @@ def cli_overrides(
         option_keys: Maps an option's ``dest`` to its dotted config key.
 
     Returns:
-        ``["trainer.seed=7", ...]`` for the options that were given (not ``None``).
+        ``["trainer.seed=7", ...]`` for the options that were given (not ``None``); the values
+        of an option that takes several (``nargs``) are joined by commas, the list form of
+        ``key=value``.
     """
     out = []
     for dest, key in option_keys.items():
         value = getattr(args, dest, None)
+        if isinstance(value, (list, tuple)):
+            value = ",".join(str(v) for v in value)
         if value is not None:
             out.append(f"{key}={value}")
     return out

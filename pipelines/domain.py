@@ -34,6 +34,7 @@ from pipelines.common import (
 from pipelines.demo import register_demo_step
 from shared.config import dump_yaml, to_dict
 from shared.domain import CommandSpec, DemoContext, DemoResult, DomainSpec
+from shared.errors import InputError
 
 __all__ = ["config_key_help", "load_ref", "register_domain"]
 
@@ -88,10 +89,24 @@ def _epilog(spec: CommandSpec) -> str:
     return f"examples:\n{lines}\n"
 
 
-def _run(spec: CommandSpec, args: argparse.Namespace) -> int | None:
+def _refuse_epochs(domain: str, spec: CommandSpec, args: argparse.Namespace) -> None:
+    """``--epochs`` on a command that trains nothing (no ``epochs`` in its option keys)."""
+    epochs = getattr(args, "epochs", None)
+    if epochs is None or "epochs" in spec.option_keys:
+        return
+    note = f" ({spec.epochs_note.strip()})" if spec.epochs_note.strip() else ""
+    raise InputError(
+        f"--epochs {epochs}: `contrasuite {domain} {spec.name}` trains nothing, so it has no "
+        f"epochs to set{note}; the training epochs are set at `contrasuite {domain} train` "
+        "(its --epochs)."
+    )
+
+
+def _run(domain: str, spec: CommandSpec, args: argparse.Namespace) -> int | None:
     handler: Callable[..., int | None] = load_ref(spec.run)
     if spec.config is None:
         return handler(args)
+    _refuse_epochs(domain, spec, args)
     cls = load_ref(spec.config)
     option_keys = dict(spec.option_keys)
     option_keys.update({o.dest: o.key for o in spec.options if o.key})
@@ -104,7 +119,7 @@ def _run(spec: CommandSpec, args: argparse.Namespace) -> int | None:
     return handler(args, cfg)
 
 
-def _add_command(subparsers: Any, spec: CommandSpec) -> None:
+def _add_command(subparsers: Any, domain: str, spec: CommandSpec) -> None:
     parser = add_subcommand(
         subparsers,
         spec.name,
@@ -113,14 +128,19 @@ def _add_command(subparsers: Any, spec: CommandSpec) -> None:
         epilog=_epilog(spec),
     )
     if spec.config is not None:
-        add_common_options(parser, out_help=spec.out_help)
+        add_common_options(
+            parser,
+            out_required=spec.out_required,
+            out_help=spec.out_help,
+            option_help=spec.common_help,
+        )
         config_ref = spec.config
         if isinstance(parser, CliParser):
             parser.help_appendix = lambda: config_key_help(load_ref(config_ref))
     group = parser.add_argument_group(f"{spec.name} options") if spec.options else parser
     for option in spec.options:
         group.add_argument(*option.flags, help=option.help, **dict(option.kwargs))
-    parser.set_defaults(handler=functools.partial(_run, spec))
+    parser.set_defaults(handler=functools.partial(_run, domain, spec))
 
 
 def register_domain(spec: DomainSpec) -> DomainSpec:
@@ -152,7 +172,7 @@ def register_domain(spec: DomainSpec) -> DomainSpec:
         )
         sub.required = True
         for command in spec.commands:
-            _add_command(sub, command)
+            _add_command(sub, spec.name, command)
 
     examples = "\n".join(
         "  " + c.examples.strip().splitlines()[0] for c in spec.commands if c.examples.strip()

@@ -153,7 +153,15 @@ class CommandSpec:
         examples: Example lines for the bottom of its ``--help``.
         options: Extra options.
         out_help: Help text of ``--out`` (commands with a config).
-        option_keys: Where ``--seed``, ``--device``, ``--epochs`` land in the config.
+        out_required: Whether ``--out`` must be given (an evaluate command's is optional: it
+            writes into its run folder by default).
+        common_help: Help texts of common options by ``dest`` (``seed``, ``device``,
+            ``epochs``, ``config``, ``print_config``, ``overrides``) where the generic ones
+            would not say what the option means for this command.
+        option_keys: Where ``--seed``, ``--device``, ``--epochs`` land in the config. A command
+            without an ``epochs`` entry trains nothing: ``--epochs`` is then an error (exit
+            status 2) that points to the domain's ``train`` command.
+        epochs_note: Added to that error in brackets (e.g. what is fitted instead, and how).
         prepare: ``"package.module:function"``, ``fn(args, cfg) -> cfg``: the command's own
             settings on top of the resolved config (``--quick``, absolute paths), applied
             before ``--print-config`` prints it and before the handler runs.
@@ -168,6 +176,8 @@ class CommandSpec:
     examples: str = ""
     options: tuple[Option, ...] = ()
     out_help: str = "run folder to write (created; an existing run of the same command resumes)"
+    out_required: bool = True
+    common_help: Mapping[str, str] = field(default_factory=dict)
     option_keys: Mapping[str, str] = field(
         default_factory=lambda: {
             "seed": "trainer.seed",
@@ -175,6 +185,7 @@ class CommandSpec:
             "epochs": "trainer.epochs",
         }
     )
+    epochs_note: str = ""
 
 
 @dataclass(frozen=True)

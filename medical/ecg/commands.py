@@ -18,17 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from medical.ecg.arrays import ECGArrays, load_data
-from medical.ecg.config import ECGConfig, build
+from medical.ecg.config import ECGConfig, ECGEvaluateConfig, build
 from medical.ecg.explain import ExplainOptions, index_html, render_report, top_predictions
-from medical.ecg.infer import LoadedRun, evaluate_model, load_run
+from medical.ecg.infer import DOMAIN, LoadedRun, evaluate_model, load_run
 from medical.ecg.model import ProtoECGNet
 from medical.ecg.synth import write_synthetic_ptbxl
 from medical.ecg.train import train as train_run
+from shared.config import from_dict
 from shared.distributed import is_main_process
 from shared.domain import DEFAULT_SEED, DemoContext, DemoResult
 from shared.errors import InputError
 from shared.io import atomic_write_text, read_json, write_json
-from shared.training.run import check_output_path
+from shared.training.run import MARKER, OutputFolder, RunFolder, check_output_path
 
 __all__ = [
     "DEMO_FULL",
@@ -37,6 +38,8 @@ __all__ = [
     "evaluate",
     "explain",
     "explain_command",
+    "prepare_evaluate",
+    "prepare_train",
     "synth",
     "train",
 ]
@@ -167,38 +170,75 @@ def _same_data(run: LoadedRun, data: ECGArrays) -> bool:
     return known is None or not data.fingerprint or data.fingerprint == known
 
 
-def evaluate(args: argparse.Namespace) -> int:
+def prepare_evaluate(args: argparse.Namespace, cfg: ECGEvaluateConfig) -> ECGEvaluateConfig:
+    """The settings ``ecg evaluate`` will use: the run's data folder and seed where none is given.
+
+    A given data folder becomes absolute. Only the run's config is read (not its weights or any
+    data), so that ``--print-config`` shows the values the evaluation will use.
+    """
+    if cfg.data_dir:
+        cfg = dataclasses.replace(cfg, data_dir=str(Path(cfg.data_dir).expanduser().resolve()))
+    if cfg.data_dir is None or cfg.seed is None:
+        folder = RunFolder.open_existing(args.run, domain=DOMAIN, command="train")
+        trained = from_dict(ECGConfig, folder.config, source=str(folder.path / MARKER))
+        cfg = dataclasses.replace(
+            cfg,
+            data_dir=trained.data.data_dir if cfg.data_dir is None else cfg.data_dir,
+            seed=trained.trainer.seed if cfg.seed is None else cfg.seed,
+        )
+    return cfg
+
+
+def evaluate(args: argparse.Namespace, cfg: ECGEvaluateConfig) -> int:
     """``contrasuite ecg evaluate``: test-fold metrics of a trained run.
 
     On the run's own data (the default) they go to ``RUN/metrics.json``; on other data (a
     ``--data-dir`` with another fingerprint) to ``RUN/evaluations/<fingerprint>/``, so that
-    no file mixes numbers of two data sets.
+    no file mixes numbers of two data sets. With ``--out DIR`` they go to ``DIR`` (with
+    ``config.yaml``, the resolved settings) and nothing is written into the run.
     """
+    out = None
+    if args.out is not None:  # checked before anything is read
+        inputs = (cfg.data_dir,) if cfg.data_dir else ()
+        out = OutputFolder.prepare(args.out, config=cfg, inputs=inputs)
     run = load_run(args.run)
-    if not os.access(run.path, os.W_OK | os.X_OK):
+    if out is None and not os.access(run.path, os.W_OK | os.X_OK):
         raise InputError(f"--run {run.path}: cannot write metrics there (permission denied).")
-    cfg = _data_of(run, args.data_dir)
-    if args.device:
-        cfg = dataclasses.replace(cfg, trainer=dataclasses.replace(cfg.trainer, device=args.device))
-    data = load_data(cfg.data, progress=not getattr(args, "quiet", 0))
+    data_dir = None if cfg.data_dir == run.config.data.data_dir else cfg.data_dir
+    data_cfg = _data_of(run, data_dir)
+    trainer = dataclasses.replace(data_cfg.trainer, device=cfg.device)
+    data_cfg = dataclasses.replace(data_cfg, trainer=trainer)
+    data = load_data(data_cfg.data, progress=not getattr(args, "quiet", 0))
     _check_labels(run, data)
-    if _same_data(run, data):
-        out = run.path
-        metrics = evaluate_model(run.model, cfg, data, out, bootstrap=args.bootstrap)
-        path = out / "metrics.json"
+
+    def score(folder: Path) -> dict[str, Any]:
+        return evaluate_model(
+            run.model, data_cfg, data, folder, bootstrap=cfg.bootstrap, seed=cfg.seed
+        )
+
+    where = {"data_dir": data_cfg.data.data_dir}
+    if out is not None:
+        out.create()
+        metrics = score(out.path)
+        path = out.write_json(
+            "metrics.json", {**metrics, **where, "data": data.fingerprint, "run": str(run.path)}
+        )
+    elif _same_data(run, data):
+        metrics = score(run.path)
+        path = run.path / "metrics.json"
         old = read_json(path) if path.exists() else {}
-        write_json(path, {**old, **metrics, "data_dir": cfg.data.data_dir})
+        write_json(path, {**old, **metrics, **where})
     else:
-        out = run.path / "evaluations" / data.fingerprint
-        out.mkdir(parents=True, exist_ok=True)
+        folder = run.path / "evaluations" / data.fingerprint
+        folder.mkdir(parents=True, exist_ok=True)
         logger.warning(
             "%s is not the data the run was trained on: its metrics go to %s",
-            cfg.data.data_dir,
-            out,
+            data_cfg.data.data_dir,
+            folder,
         )
-        metrics = evaluate_model(run.model, cfg, data, out, bootstrap=args.bootstrap)
-        path = out / "metrics.json"
-        write_json(path, {**metrics, "data_dir": cfg.data.data_dir, "data": data.fingerprint})
+        metrics = score(folder)
+        path = folder / "metrics.json"
+        write_json(path, {**metrics, **where, "data": data.fingerprint})
     _print_metrics(metrics)
     print(f"wrote {path}")
     return 0

@@ -44,7 +44,15 @@ from medical.ecg.model import BRANCHES
 from shared.config import ConfigError, build_config
 from shared.training.trainer import TrainerConfig
 
-__all__ = ["PAPER_PRESET", "DataConfig", "ECGConfig", "ModelConfig", "StageConfig", "build"]
+__all__ = [
+    "PAPER_PRESET",
+    "DataConfig",
+    "ECGConfig",
+    "ECGEvaluateConfig",
+    "ModelConfig",
+    "StageConfig",
+    "build",
+]
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,44 @@ class ECGConfig:
             for section, values in PAPER_PRESET.items():
                 fixed = dataclasses.replace(getattr(self, section), **values)
                 object.__setattr__(self, section, fixed)  # frozen: set once, while building
+
+
+@dataclass(frozen=True)
+class ECGEvaluateConfig:
+    """The ``contrasuite ecg evaluate`` settings (the model and its data settings are the run's).
+
+    Attributes:
+        data_dir: The PTB-XL folder whose test fold 10 is scored; ``None``: the one the run was
+            trained on.
+        bootstrap: Resamples of the test ECGs for the 95 % intervals; ``None``: 200 when the
+            test fold holds fewer than 5,000 ECGs, else 0 (none).
+        seed: Seed of the bootstrap resampling, the evaluation's only random draw; ``None``:
+            the run's ``trainer.seed`` (what every evaluation of a run used before this
+            setting existed, so earlier intervals are reproduced).
+        device: Where the model runs: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+
+    Examples:
+        >>> ECGEvaluateConfig(bootstrap=-1)
+        Traceback (most recent call last):
+        ...
+        ValueError: Expected `bootstrap` >= 0 (0: no intervals), but got -1.
+    """
+
+    data_dir: str | None = None
+    bootstrap: int | None = None
+    seed: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    def __post_init__(self) -> None:
+        """Check the number of resamples.
+
+        Raises:
+            ValueError: If ``bootstrap`` is negative.
+        """
+        if self.bootstrap is not None and self.bootstrap < 0:
+            raise ValueError(
+                f"Expected `bootstrap` >= 0 (0: no intervals), but got {self.bootstrap}."
+            )
 
 
 def build(*layers: Mapping[str, Any], source: str = "ECG settings") -> ECGConfig:

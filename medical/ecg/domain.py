@@ -6,7 +6,6 @@ from shared.domain import (
     CommandSpec,
     DomainSpec,
     Option,
-    device_option,
     nonnegative_int,
     positive_int,
     run_option,
@@ -133,26 +132,48 @@ DOMAIN = DomainSpec(
                 "macro and weighted AUROC with bootstrap 95 % intervals, per-label AUROC, how\n"
                 "many labels were scored and which had no positive. On the run's own data they\n"
                 "go to RUN/metrics.json (per-ECG probabilities in RUN/test_predictions.csv);\n"
-                "on other data to RUN/evaluations/<data fingerprint>/."
+                "on other data to RUN/evaluations/<data fingerprint>/. With --out DIR they go\n"
+                "to DIR instead (with config.yaml, the resolved settings), and RUN is only read."
             ),
             examples=(
                 "contrasuite ecg evaluate --run runs/protoecgnet\n"
                 "contrasuite ecg evaluate --run runs/protoecgnet --data-dir /data/ptb-xl-1.0.3 "
-                "--bootstrap 1000"
+                "--bootstrap 1000\n"
+                "contrasuite ecg evaluate --run runs/protoecgnet --out evals/seed7 --seed 7"
             ),
             run="medical.ecg.commands:evaluate",
+            prepare="medical.ecg.commands:prepare_evaluate",
+            config="medical.ecg.config:ECGEvaluateConfig",
+            out_required=False,
+            out_help="folder for metrics.json, test_predictions.csv and config.yaml (created; "
+            "RUN is only read, so it may be read-only); default: RUN, or "
+            "RUN/evaluations/<data fingerprint>/ for other data",
+            common_help={
+                "seed": "seed of the bootstrap resampling of the test ECGs (default: the run's "
+                "trainer.seed, which earlier evaluations used)",
+                "device": "where the model runs: cpu, cuda, or auto = cuda when available "
+                "(default: auto)",
+                "epochs": "not used: evaluate trains nothing (an error; the training epochs are "
+                "set at `ecg train`)",
+                "print_config": "print the resolved settings as YAML and exit (reads only the "
+                "run's config; nothing is evaluated or written)",
+                "overrides": "set any evaluation setting, e.g. bootstrap=1000 (keys below; an "
+                "unknown key is an error naming the closest valid one)",
+            },
+            option_keys={"seed": "seed", "device": "device"},
             options=(
                 _RUN,
                 Option(
                     ("--data-dir",),
                     help="PTB-XL folder (default: the one the run was trained on)",
+                    key="data_dir",
                     kwargs={"metavar": "DIR", "default": None},
                 ),
-                device_option(),
                 Option(
                     ("--bootstrap",),
                     help="resamples of the test ECGs for 95 %% intervals (default: 200 when the "
                     "test fold has fewer than 5000 ECGs; 0: none)",
+                    key="bootstrap",
                     kwargs={"metavar": "N", "type": nonnegative_int, "default": None},
                 ),
             ),

@@ -132,6 +132,7 @@ def evaluate_model(
     out: Path | None = None,
     *,
     bootstrap: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """Test-fold (strat_fold 10) metrics of a trained model; writes ``test_predictions.csv``.
 
@@ -139,9 +140,10 @@ def evaluate_model(
         model: The trained model.
         cfg: Its config.
         data: The data set.
-        out: The run folder for ``test_predictions.csv`` (``None``: nothing written).
+        out: The folder for ``test_predictions.csv`` (``None``: nothing written).
         bootstrap: Resamples of the test ECGs for 95 % intervals of macro and weighted AUROC
             (``ci95``); ``None``: 200 when the test fold holds fewer than 5,000 ECGs, else 0.
+        seed: Seed of the bootstrap resampling; ``None``: ``cfg.trainer.seed``.
 
     Returns:
         ``macro_auc``, ``weighted_auc``, ``n_test``, ``per_label``, ``label_set``,
@@ -171,7 +173,8 @@ def evaluate_model(
     }
     n_boot = (200 if len(rows) < 5000 else 0) if bootstrap is None else bootstrap
     if n_boot > 0:
-        metrics["ci95"] = bootstrap_auroc(preds["logits"], y, n_boot, seed=cfg.trainer.seed)
+        draw = cfg.trainer.seed if seed is None else seed
+        metrics["ci95"] = bootstrap_auroc(preds["logits"], y, n_boot, seed=draw)
         metrics["bootstrap"] = n_boot
     if isinstance(model, ProtoECGNet):
         metrics["branches"] = {}

@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from medical.prostate import ZONES
-from medical.prostate.config import ProstateConfig
+from medical.prostate.config import ProstateConfig, ProstateEvaluateConfig
 from shared.distributed import is_main_process, on_rank0
 from shared.domain import DemoContext, DemoResult
+from shared.errors import InputError
 from shared.io import read_json
 from shared.report import html_link, html_table
-from shared.training.run import check_output_path
+from shared.training.run import OutputFolder, check_output_path
 
 __all__ = ["demo_step", "evaluate", "phantom", "predict", "train"]
 
@@ -82,13 +83,24 @@ def train(args: argparse.Namespace, cfg: ProstateConfig) -> int:
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """``contrasuite prostate evaluate --run RUN --data-dir DIR [--baseline RUN]``."""
+def evaluate(args: argparse.Namespace, cfg: ProstateEvaluateConfig) -> int:
+    """``contrasuite prostate evaluate --run RUN --data-dir DIR [--baseline RUN] [--out DIR]``.
+
+    ``cfg.seed`` is only recorded (in ``--out``'s ``config.yaml``): nothing here is random.
+    """
     from medical.prostate.evaluate import evaluate as run_evaluate
 
-    metrics = run_evaluate(args.run, args.data_dir, baseline=args.baseline, device=args.device)
+    if not cfg.data_dir:
+        raise InputError("Expected --data-dir DIR (an MSD-layout folder with labels).")
+    out = None
+    if args.out is not None:  # checked before anything is read
+        inputs = (cfg.data_dir, *([cfg.baseline] if cfg.baseline else []))
+        out = OutputFolder.prepare(args.out, config=cfg, inputs=inputs)
+    metrics = run_evaluate(
+        args.run, cfg.data_dir, baseline=cfg.baseline, device=cfg.device, out=out
+    )
     print(_summary_lines(metrics))
-    print(f"wrote {Path(args.run) / 'metrics.json'}")
+    print(f"wrote {(out.path if out else Path(args.run)) / 'metrics.json'}")
     return 0
 
 

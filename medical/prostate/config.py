@@ -39,6 +39,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "ProstateConfig",
+    "ProstateEvaluateConfig",
     "Stage2Config",
 ]
 
@@ -256,3 +257,22 @@ class ProstateConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     stage2: Stage2Config = field(default_factory=Stage2Config)
     trainer: TrainerConfig = field(default_factory=_default_trainer)
+
+
+@dataclass(frozen=True)
+class ProstateEvaluateConfig:
+    """The ``contrasuite prostate evaluate`` settings (the nets and preprocessing are the run's).
+
+    Attributes:
+        data_dir: An MSD-layout folder with labels; on the run's training folder only its
+            held-out test cases are scored.
+        baseline: A baseline run whose MASD the run is compared against; ``None``: none.
+        seed: Recorded only: the evaluation draws no random numbers (sliding-window inference
+            and the metrics are deterministic), so no seed changes its scores.
+        device: Where the nets run: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    data_dir: str | None = None
+    baseline: str | None = None
+    seed: int = 2020
+    device: Literal["auto", "cpu", "cuda"] = "auto"

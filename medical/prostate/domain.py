@@ -169,24 +169,47 @@ DOMAIN = DomainSpec(
                 "training folder). Writes RUN/metrics.json and RUN/results.md (the latest) and\n"
                 "the same under RUN/evaluations/held-out/ or RUN/evaluations/<data fingerprint>/,\n"
                 "so that scoring other data keeps earlier scores. With --baseline, also the\n"
-                "relative MASD change of the dual-path net (stages 1 and 2)."
+                "relative MASD change of the dual-path net (stages 1 and 2). With --out, the\n"
+                "scores (metrics.json, results.md), log.txt and config.yaml go to that folder\n"
+                "instead, and RUN is only read."
             ),
             run="medical.prostate.commands:evaluate",
+            config="medical.prostate.config:ProstateEvaluateConfig",
+            out_required=False,
+            out_help="folder for metrics.json, results.md, log.txt and config.yaml (created; "
+            "RUN is only read, so it may be read-only); default: RUN (and a copy under "
+            "RUN/evaluations/)",
+            common_help={
+                "seed": "recorded in config.yaml only: this evaluation draws no random numbers "
+                "(sliding-window inference and metrics are deterministic), so it has no effect "
+                "(default: 2020)",
+                "device": "where the nets run: cpu, cuda, or auto = cuda when available "
+                "(default: auto)",
+                "epochs": "not used: evaluate trains nothing (an error; the training epochs are "
+                "set at `prostate train`)",
+                "print_config": "print the resolved settings as YAML and exit (nothing is read, "
+                "evaluated or written)",
+                "overrides": "set any evaluation setting, e.g. baseline=runs/base (keys below; "
+                "an unknown key is an error naming the closest valid one)",
+            },
+            option_keys={"seed": "seed", "device": "device"},
             examples="contrasuite prostate evaluate --run runs/dual --data-dir runs/dual/data "
-            "--baseline runs/base",
+            "--baseline runs/base\n"
+            "contrasuite prostate evaluate --run runs/dual --data-dir data/msd --out evals/msd",
             options=(
                 _RUN,
                 Option(
                     ("--data-dir",),
                     help="MSD-layout folder with labels",
+                    key="data_dir",
                     kwargs={"required": True, "metavar": "DIR"},
                 ),
                 Option(
                     ("--baseline",),
                     help="a baseline run to compare MASD against",
+                    key="baseline",
                     kwargs={"metavar": "RUN", "default": None},
                 ),
-                _DEVICE,
             ),
         ),
     ),

@@ -38,7 +38,7 @@ from medical.prostate.train import LOGGERS, config_of_run
 from shared.errors import InputError
 from shared.io import read_json
 from shared.runtime import resolve_device
-from shared.training.run import RunFolder, data_fingerprint
+from shared.training.run import FolderFiles, OutputFolder, RunFolder, data_fingerprint
 
 __all__ = ["PAPER_MASD_IMPROVEMENT", "evaluate", "load_net", "predict"]
 
@@ -106,6 +106,7 @@ def evaluate(
     *,
     baseline: str | os.PathLike[str] | None = None,
     device: str = "auto",
+    out: OutputFolder | None = None,
 ) -> dict[str, Any]:
     """Score a run (and optionally a baseline run) and write ``RUN/metrics.json``.
 
@@ -119,9 +120,11 @@ def evaluate(
             the run's held-out test cases are scored.
         baseline: A baseline run folder to compare MASD against (scored on the same cases).
         device: ``auto``, ``cpu`` or ``cuda``.
+        out: Where ``metrics.json``, ``results.md`` and ``log.txt`` go instead (``--out``,
+            created once every input is checked); nothing is then written into the run.
 
     Returns:
-        The metrics written to ``RUN/metrics.json``.
+        The metrics written to ``RUN/metrics.json`` (or ``out``).
 
     Raises:
         InputError: On a bad run folder, bad data, or a baseline trained on evaluated cases.
@@ -164,7 +167,8 @@ def evaluate(
     dev = resolve_device(device)
     zones = index.zones
     zone_names = [ZONES[z - 1] for z in zones]
-    with run.logging(*LOGGERS):
+    dest: FolderFiles = run if out is None else out.create()
+    with dest.logging(*LOGGERS):
         logger.info("evaluating %s on %d cases of %s", run.path, len(names), data_dir)
         scores = _score(_nets(run, cfg), cfg, index, names, dev)
         stages = {k: summarise(v, zones) for k, v in scores.items()}
@@ -196,6 +200,11 @@ def evaluate(
                 k: relative_change(v, base, "masd_vox") for k, v in stages.items()
             }
             result["paper_masd_improvement_pct"] = PAPER_MASD_IMPROVEMENT
+        if out is not None:
+            out.write_json("metrics.json", {**result, "run": str(run.path)})
+            out.write_text("results.md", _markdown(result, zone_names))
+            logger.info("wrote %s", out.path / "metrics.json")
+            return result
         # every data set's scores also stay in their own folder (first), so that scoring
         # other data later does not lose these; RUN/metrics.json holds the latest
         run.write_json(str(kept / "metrics.json"), result)

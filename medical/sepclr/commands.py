@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 from pathlib import Path
 from typing import Any
 
-from medical.sepclr.config import SepCLRConfig
+from medical.sepclr.config import SepCLRConfig, SepCLREvaluateConfig
 from medical.sepclr.report import comparison_rows, markdown_table
 from shared.distributed import is_main_process
 from shared.domain import DemoContext, DemoResult
 from shared.report import html_link, html_table
 
-__all__ = ["demo_step", "evaluate", "make_data", "train"]
+__all__ = ["demo_step", "evaluate", "make_data", "prepare_evaluate", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,12 +48,28 @@ def train(args: argparse.Namespace, cfg: SepCLRConfig) -> int:
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """``contrasuite sepclr evaluate --run RUN``: probes of a trained run."""
-    from medical.sepclr.train import evaluate_run
+def prepare_evaluate(args: argparse.Namespace, cfg: SepCLREvaluateConfig) -> SepCLREvaluateConfig:
+    """The run's ``trainer.seed`` when no seed is given (read from its config, nothing else)."""
+    if cfg.seed is not None:
+        return cfg
+    from shared.config import from_dict
+    from shared.training.run import RunFolder
 
-    metrics = evaluate_run(args.run, args.device, compare=args.compare or ())
-    _print_probes(metrics, Path(args.run))
+    folder = RunFolder.open_existing(args.run, domain="sepclr", command="train")
+    trained = from_dict(SepCLRConfig, folder.config, source=str(folder.path / "config.yaml"))
+    return dataclasses.replace(cfg, seed=trained.trainer.seed)
+
+
+def evaluate(args: argparse.Namespace, cfg: SepCLREvaluateConfig) -> int:
+    """``contrasuite sepclr evaluate --run RUN [--compare RUN ...] [--out DIR]``: probes."""
+    from medical.sepclr.train import evaluate_run
+    from shared.training.run import OutputFolder
+
+    out = None
+    if args.out is not None:  # checked before anything is read
+        out = OutputFolder.prepare(args.out, config=cfg)
+    metrics = evaluate_run(args.run, cfg.device, compare=cfg.compare, seed=cfg.seed, out=out)
+    _print_probes(metrics, out.path if out is not None else Path(args.run))
     return 0
 
 

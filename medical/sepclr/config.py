@@ -23,6 +23,7 @@ __all__ = [
     "LossConfig",
     "ModelConfig",
     "SepCLRConfig",
+    "SepCLREvaluateConfig",
     "resolve_weights",
 ]
 
@@ -251,3 +252,24 @@ def resolve_weights(loss: LossConfig, dataset_kind: str) -> tuple[float, float, 
         base[1] if loss.beta_reg is None else float(loss.beta_reg),
         base[2] if loss.lambda_jem is None else float(loss.lambda_jem),
     )
+
+
+@dataclass(frozen=True)
+class SepCLREvaluateConfig:
+    """The ``contrasuite sepclr evaluate`` settings (model, data and probe settings: the run's).
+
+    Attributes:
+        compare: Other evaluated sepclr runs on the same data, for a methods x probes table.
+        seed: Seeds python's, numpy's and torch's global generators before the evaluation;
+            ``None``: the run's ``trainer.seed`` (what evaluation always seeded with, so
+            earlier results are reproduced). The probes draw no random numbers (L-BFGS
+            logistic regression, kNN), so their scores do not depend on it; only
+            scikit-learn's randomized PCA, which it picks for the 2-D maps of ``report.html``
+            when the test set holds over 500 images and under ten per feature dimension,
+            draws from numpy's generator.
+        device: Where the model runs: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    compare: tuple[str, ...] = ()
+    seed: int | None = None
+    device: Literal["auto", "cpu", "cuda"] = "auto"

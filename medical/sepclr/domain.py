@@ -6,7 +6,6 @@ from shared.domain import (
     CommandSpec,
     DomainSpec,
     Option,
-    device_option,
     nonnegative_int,
     positive_int,
     run_option,
@@ -118,20 +117,44 @@ DOMAIN = DomainSpec(
             description=(
                 "Re-read a run's weights and data, fit the probes on the training images and\n"
                 "score them on the test images; writes RUN/metrics.json, RUN/results.md and\n"
-                "RUN/report.html (2-D maps of each space)."
+                "RUN/report.html (2-D maps of each space), or, with --out DIR, the same files,\n"
+                "log.txt and config.yaml in DIR (RUN is then only read)."
             ),
             run="medical.sepclr.commands:evaluate",
+            prepare="medical.sepclr.commands:prepare_evaluate",
+            config="medical.sepclr.config:SepCLREvaluateConfig",
+            out_required=False,
+            out_help="folder for metrics.json, results.md, report.html, log.txt and "
+            "config.yaml (created; RUN is only read, so it may be read-only); default: RUN",
+            common_help={
+                "seed": "seeds python, numpy and torch before the evaluation (default: the run's "
+                "trainer.seed, as earlier evaluations). The probes draw no random numbers, so "
+                "their scores do not depend on it; only the randomized PCA that scikit-learn "
+                "picks for report.html's maps of large test sets does",
+                "device": "where the model runs: cpu, cuda, or auto = cuda when available "
+                "(default: auto)",
+                "epochs": "not used: evaluate trains no network (an error; the probes are fit by "
+                "L-BFGS, and the training epochs are set at `sepclr train`)",
+                "print_config": "print the resolved settings as YAML and exit (reads only the "
+                "run's config; nothing is evaluated or written)",
+                "overrides": "set any evaluation setting, e.g. compare=runs/a,runs/b (keys "
+                "below; an unknown key is an error naming the closest valid one)",
+            },
+            option_keys={"seed": "seed", "device": "device"},
+            epochs_note="its probes are fit by L-BFGS logistic regression, up to the run's "
+            "eval.max_iter iterations, and by kNN",
             examples="contrasuite sepclr evaluate --run runs/sep\n"
-            "contrasuite sepclr evaluate --run runs/sep --compare runs/simclr runs/cpca",
+            "contrasuite sepclr evaluate --run runs/sep --compare runs/simclr runs/cpca\n"
+            "contrasuite sepclr evaluate --run runs/sep --out evals/sep --device cpu",
             options=(
                 run_option("a sepclr train run folder"),
                 Option(
                     ("--compare",),
                     help="other sepclr runs on the same data: a methods x probes table in "
                     "results.md",
+                    key="compare",
                     kwargs={"nargs": "+", "metavar": "RUN", "default": None},
                 ),
-                device_option(),
             ),
         ),
     ),

@@ -69,7 +69,7 @@ from shared.io import atomic_write_bytes, read_json
 from shared.runtime import resolve_device, torch_threads
 from shared.training import Trainer, seed_everything
 from shared.training.checkpoint import safe_load
-from shared.training.run import RunFolder, data_fingerprint
+from shared.training.run import FolderFiles, OutputFolder, RunFolder, data_fingerprint
 
 __all__ = ["build_model", "evaluate_run", "load_dataset", "train_run"]
 
@@ -207,9 +207,12 @@ def _features(
 def _evaluate(
     run: RunFolder, cfg: SepCLRConfig, ds: ContrastiveSet, model: nn.Module | CPCA,
     device: str | None = None, others: Mapping[str, Mapping[str, Any]] | None = None,
+    out: OutputFolder | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """Probe ``model`` and write metrics.json, results.md, report.html into the run or ``out``."""
     dev = resolve_device(device or cfg.trainer.device)
-    with run.logging("medical.sepclr"), torch_threads(cfg.trainer.threads):
+    dest: FolderFiles = run if out is None else out.create()
+    with dest.logging("medical.sepclr"), torch_threads(cfg.trainer.threads):
         train_f, test_f = _features(cfg, model, ds, dev)
         e = cfg.eval
         probes = run_probes(
@@ -234,7 +237,8 @@ def _evaluate(
             "n_test": len(ds.x_test),
             "seed": cfg.trainer.seed,
         }
-        run.write_json("metrics.json", metrics)
+        where = {} if out is None else {"run": str(run.path)}  # --out: which run was probed
+        dest.write_json("metrics.json", {**metrics, **where})
         extra = ""
         if others:
             rows_in: dict[str, Mapping[str, Any]] = {f"{label} (this run)": metrics}
@@ -242,8 +246,8 @@ def _evaluate(
                             for w, m in others.items()})  # fmt: skip
             headers, rows = comparison_rows(rows_in)
             extra = "\n## Methods x probes\n\n" + markdown_table(headers, rows) + "\n"
-        run.write_text("results.md", results_markdown(label, ds.name, probes, ds, extra))
-        run.write_text("report.html", results_page(label, ds.name, probes, test_f, ds))
+        dest.write_text("results.md", results_markdown(label, ds.name, probes, ds, extra))
+        dest.write_text("report.html", results_page(label, ds.name, probes, test_f, ds))
         logger.info(
             "probes: %s",
             "; ".join(
@@ -255,7 +259,12 @@ def _evaluate(
 
 
 def evaluate_run(
-    path: str | Path, device: str | None = None, compare: Sequence[str | Path] = ()
+    path: str | Path,
+    device: str | None = None,
+    compare: Sequence[str | Path] = (),
+    *,
+    seed: int | None = None,
+    out: OutputFolder | None = None,
 ) -> dict[str, Any]:
     """Re-evaluate a finished run from its ``weights.pt`` (``contrasuite sepclr evaluate``).
 
@@ -264,9 +273,14 @@ def evaluate_run(
         device: ``cpu``, ``cuda`` or ``auto``; default: the run's.
         compare: Other evaluated sepclr runs on the same data set; their probes join this
             run's in a methods x probes table in ``results.md``.
+        seed: Seeds python's, numpy's and torch's generators once the weights are loaded,
+            before the probes; ``None``: the run's ``trainer.seed`` (as before this argument
+            existed). The probes draw no random numbers; the randomized PCA scikit-learn picks
+            for the maps of a large test set does.
+        out: Where the files go instead of the run (created once every input is checked).
 
     Returns:
-        The metrics written to ``RUN/metrics.json``.
+        The metrics written to ``RUN/metrics.json`` (or ``out``).
 
     Raises:
         InputError: If the folder is not a finished SepCLR run, or its data changed.
@@ -292,9 +306,12 @@ def evaluate_run(
                 f"--compare {where}: a run on {m.get('dataset')} ({m.get('n_test')} test images), "
                 f"not on this run's {ds.name} ({len(ds.x_test)})."
             )
-    model = build_model(cfg, ds)
+    model = build_model(cfg, ds)  # seeds everything with trainer.seed, then draws the init
     _load_weights(run, model)
-    return _evaluate(run, cfg, ds, model, device, others)
+    # numpy's generator is untouched since build_model seeded it, so the default (the run's
+    # seed) leaves every draw of the evaluation as it was before this seed could be chosen
+    seed_everything(cfg.trainer.seed if seed is None else seed)
+    return _evaluate(run, cfg, ds, model, device, others, out)
 
 
 def _load_weights(run: RunFolder, model: nn.Module | CPCA) -> None:

@@ -81,6 +81,8 @@ __all__ = [
     "MARKER",
     "RUN_FORMAT",
     "SAFE_KEYS",
+    "FolderFiles",
+    "OutputFolder",
     "RunFolder",
     "check_output_path",
     "data_fingerprint",
@@ -312,7 +314,125 @@ def _nearest_existing(path: Path) -> Path:
     return node
 
 
-class RunFolder:
+class FolderFiles:
+    """Atomic file writes and ``log.txt`` in a folder (rank 0 writes): what every writer shares.
+
+    The base of :class:`RunFolder` and :class:`OutputFolder`, so that code that writes results
+    (an evaluation's ``metrics.json``, ``results.md``, log) takes either.
+
+    Attributes:
+        path: The folder.
+    """
+
+    path: Path
+
+    @contextlib.contextmanager
+    def logging(self, *names: str) -> Iterator[None]:
+        """Copy the INFO records of the loggers ``names`` to ``<folder>/log.txt`` (on rank 0)."""
+        if not is_main_process():
+            yield
+            return
+        with log_to_file(self.path / "log.txt", names or ("shared",)):
+            yield
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write ``<folder>/<name>`` as JSON, atomically (rank 0); returns the path."""
+        if is_main_process():
+            write_json(self.path / name, obj)
+        return self.path / name
+
+    def write_text(self, name: str, text: str) -> Path:
+        """Write ``<folder>/<name>``, atomically (rank 0); returns the path."""
+        if is_main_process():
+            atomic_write_text(self.path / name, text)
+        return self.path / name
+
+
+class OutputFolder(FolderFiles):
+    """The ``--out DIR`` of an evaluate command: its files go there instead of into its run.
+
+    A plain folder (no marker: it is not a run), checked by :meth:`prepare` before anything is
+    read or written, and made by :meth:`create`, which writes ``config.yaml`` (the command's
+    resolved settings). Files in it that this command does not write are left alone; the run
+    it evaluates is only read, so it may be read-only.
+
+    Examples:
+        >>> import tempfile, pathlib
+        >>> base = pathlib.Path(tempfile.mkdtemp())
+        >>> out = OutputFolder.prepare(base / "eval", config={"seed": 7})
+        >>> out.path.exists()
+        False
+        >>> sorted(p.name for p in out.create().path.iterdir())
+        ['config.yaml']
+        >>> RunFolder.prepare(base / "run", domain="demo", command="train").create().path.name
+        'run'
+        >>> OutputFolder.prepare(base / "run" / "eval")
+        Traceback (most recent call last):
+        ...
+        shared.errors.InputError: --out ...: it lies inside the run folder ...
+    """
+
+    def __init__(self, path: PathLike, config: Any = None) -> None:
+        self.path = Path(path)
+        self._config = config
+
+    @classmethod
+    def prepare(
+        cls,
+        path: PathLike,
+        *,
+        config: Any = None,
+        option: str = "--out",
+        inputs: tuple[PathLike, ...] = (),
+    ) -> OutputFolder:
+        """Check that ``path`` can be made and written; writes nothing.
+
+        Args:
+            path: The folder.
+            config: The resolved settings (a dataclass or a mapping) for ``config.yaml``;
+                ``None``: no ``config.yaml``.
+            option: The option that named it, for messages.
+            inputs: Input files or folders it must not be or lie inside of.
+
+        Returns:
+            The folder, not yet created.
+
+        Raises:
+            InputError: If ``path`` lies inside a run folder or an input, is a file, or cannot
+                be created or written.
+        """
+        check_output_path(path, option=option, inputs=inputs)
+        folder = Path(path)
+        if folder.exists() and not folder.is_dir():
+            raise InputError(f"{option} {folder}: expected a folder, but it is a file.")
+        base = _nearest_existing(folder)
+        if not base.is_dir():
+            raise InputError(f"{option} {folder}: {base} is a file, so the folder cannot be made.")
+        if not os.access(base, os.W_OK | os.X_OK):
+            raise InputError(f"{option} {folder}: cannot write in {base} (permission denied).")
+        return cls(folder, config)
+
+    def create(self) -> OutputFolder:
+        """Make the folder and write ``config.yaml`` (rank 0); returns ``self``.
+
+        Raises:
+            InputError: If the folder cannot be created or written.
+        """
+        if not is_main_process():
+            return self
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            if self._config is not None:
+                atomic_write_text(self.path / "config.yaml", dump_yaml(_plain_config(self._config)))
+        except PermissionError as err:
+            raise InputError(f"{self.path}: cannot write the folder ({err.strerror}).") from None
+        return self
+
+    def __repr__(self) -> str:
+        return f"OutputFolder({str(self.path)!r})"
+
+
+class RunFolder(FolderFiles):
     """A run folder of one domain command; see the module docstring for the rules.
 
     Use :meth:`prepare` (checks, no writes), then :meth:`create`; or :meth:`open_existing`.
@@ -574,27 +694,6 @@ class RunFolder:
             )
 
     # ------------------------------------------------------------------ files
-
-    @contextlib.contextmanager
-    def logging(self, *names: str) -> Iterator[None]:
-        """Copy the INFO records of the loggers ``names`` to ``RUN/log.txt`` (on rank 0)."""
-        if not is_main_process():
-            yield
-            return
-        with log_to_file(self.path / "log.txt", names or ("shared",)):
-            yield
-
-    def write_json(self, name: str, obj: Any) -> Path:
-        """Write ``RUN/<name>`` as JSON, atomically (rank 0); returns the path."""
-        if is_main_process():
-            write_json(self.path / name, obj)
-        return self.path / name
-
-    def write_text(self, name: str, text: str) -> Path:
-        """Write ``RUN/<name>``, atomically (rank 0); returns the path."""
-        if is_main_process():
-            atomic_write_text(self.path / name, text)
-        return self.path / name
 
     def write_stage_history(self, stages: Sequence[str], column: str = "stage") -> Path:
         """Write ``RUN/history.csv``: every stage's ``history.csv`` rows, in order (rank 0).

@@ -311,6 +311,11 @@ def test_precedence_yaml_then_options_then_overrides(cli, tmp_path):
         ["sepclr", "train"],
         ["sr", "train"],
         ["recsys", "evaluate", "--dataset", "ml-100k", "--models", "SASRec"],
+        # evaluate commands: with --seed (and ECG's --data-dir) given, not even the run is read
+        ["ecg", "evaluate", "--run", "r", "--data-dir", "d"],
+        ["prostate", "evaluate", "--run", "r", "--data-dir", "d"],
+        ["sepclr", "evaluate", "--run", "r"],
+        ["sr", "evaluate", "--run", "r", "--data-dir", "d"],
     ],
 )
 def test_every_config_command_prints_its_config_and_writes_nothing(cli, tmp_path, command):

@@ -39,7 +39,25 @@ def _make(args):
     return 3
 
 
-REFS = {"toy:train": _train, "toy:make": _make, "toy:Config": ToyConfig}
+@dataclass(frozen=True)
+class ToyEvaluateConfig:
+    data_dir: str = ""
+    seed: int = 2020
+    device: str = "auto"
+
+
+def _evaluate(args, cfg):
+    CALLS.append(("evaluate", cfg))
+    return 0
+
+
+REFS = {
+    "toy:train": _train,
+    "toy:make": _make,
+    "toy:Config": ToyConfig,
+    "toy:evaluate": _evaluate,
+    "toy:EvaluateConfig": ToyEvaluateConfig,
+}
 
 SPEC = DomainSpec(
     name="toy",
@@ -62,6 +80,20 @@ SPEC = DomainSpec(
             ),
         ),
         CommandSpec(
+            "evaluate",
+            help="evaluate it",
+            run="toy:evaluate",
+            config="toy:EvaluateConfig",
+            out_required=False,
+            out_help="folder to write (default: the run folder)",
+            common_help={"seed": "seed of the toy bootstrap", "epochs": "not used here"},
+            option_keys={"seed": "seed", "device": "device"},
+            epochs_note="its probes converge instead",
+            options=(
+                Option(("--data-dir",), help="data", key="data_dir", kwargs={"metavar": "DIR"}),
+            ),
+        ),
+        CommandSpec(
             "make",
             help="make data",
             run="toy:make",
@@ -77,7 +109,7 @@ def parser(monkeypatch):
     root = CliParser(prog="contrasuite")
     sub = root.add_subparsers(dest="cmd", parser_class=CliParser)
     for command in SPEC.commands:
-        template._add_command(sub, command)
+        template._add_command(sub, SPEC.name, command)
     CALLS.clear()
     return root
 
@@ -122,6 +154,24 @@ def test_option_without_config_is_passed_as_is(parser):
 def test_unknown_key_names_the_closest(parser):
     with pytest.raises(InputError, match=r"model\.width"):
         _run(parser, ["train", "--out", "r", "model.widht=3"])
+
+
+def test_a_command_without_epochs_refuses_them_and_has_an_optional_out(parser, capsys):
+    assert _run(parser, ["evaluate", "--seed", "7", "--data-dir", "/d", "device=cpu"]) == 0
+    ((_, cfg),) = CALLS
+    assert cfg == ToyEvaluateConfig(data_dir="/d", seed=7, device="cpu")
+    with pytest.raises(InputError, match=r"--epochs 3: `contrasuite toy evaluate` trains nothing"):
+        _run(parser, ["evaluate", "--epochs", "3"])
+    with pytest.raises(InputError, match=r"\(its probes converge instead\); the training epochs"):
+        _run(parser, ["evaluate", "--epochs", "3"])
+    with pytest.raises(InputError, match=r"did you mean `seed`"):
+        _run(parser, ["evaluate", "sead=3"])
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "seed of the toy bootstrap" in out
+    assert "not used here" in out
+    assert "default: the run folder" in out
 
 
 def test_help_lists_generated_config_keys(parser, capsys):

@@ -17,8 +17,15 @@ from shared.domain import DemoContext, DemoResult
 from shared.errors import InputError
 from shared.report import esc, html_page, html_table
 from shared.runtime import resolve_device
-from shared.training.run import check_output_path
-from vision.sr.config import DataConfig, ModelConfig, PCLConfig, PretrainConfig, SRConfig
+from shared.training.run import OutputFolder, check_output_path
+from vision.sr.config import (
+    DataConfig,
+    ModelConfig,
+    PCLConfig,
+    PretrainConfig,
+    SRConfig,
+    SREvaluateConfig,
+)
 from vision.sr.data import ImagePair, bundled_store, check_scale
 from vision.sr.imaging import IMAGE_SUFFIXES, list_images, read_image, write_image
 
@@ -104,11 +111,19 @@ def upscale(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> int:
-    """``contrasuite sr evaluate``: metrics.json and results.md in the run."""
+def evaluate(args: argparse.Namespace, cfg: SREvaluateConfig) -> int:
+    """``contrasuite sr evaluate``: metrics.json and results.md in the run (or ``--out``).
+
+    ``cfg.seed`` is only recorded (in ``--out``'s ``config.yaml``): nothing here is random.
+    """
     from vision.sr.evaluate import evaluate_run, results_markdown
 
-    metrics = evaluate_run(args.run, args.data_dir, args.device)
+    if not cfg.data_dir:
+        raise InputError("Expected --data-dir DIR (a folder of HR images, or of set folders).")
+    out = None
+    if args.out is not None:  # checked before anything is read
+        out = OutputFolder.prepare(args.out, config=cfg, inputs=(cfg.data_dir,))
+    metrics = evaluate_run(args.run, cfg.data_dir, cfg.device, out=out)
     print(results_markdown(metrics["sets"], metrics["scale"]))
     return 0
 

@@ -13,7 +13,14 @@ from typing import Literal
 from shared.config import ConfigError
 from shared.training import TrainerConfig
 
-__all__ = ["DataConfig", "ModelConfig", "PCLConfig", "PretrainConfig", "SRConfig"]
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "PCLConfig",
+    "PretrainConfig",
+    "SRConfig",
+    "SREvaluateConfig",
+]
 
 
 @dataclass(frozen=True)
@@ -172,3 +179,19 @@ class SRConfig:
     pcl: PCLConfig = field(default_factory=PCLConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     trainer: TrainerConfig = field(default_factory=_finetune_trainer)
+
+
+@dataclass(frozen=True)
+class SREvaluateConfig:
+    """The ``contrasuite sr evaluate`` settings (the networks and the scale are the run's).
+
+    Attributes:
+        data_dir: A folder of HR images, or of set folders (one set each).
+        seed: Recorded only: the evaluation draws no random numbers (MATLAB-bicubic LR images,
+            deterministic networks and metrics), so no seed changes its scores.
+        device: Where the networks run: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+    """
+
+    data_dir: str | None = None
+    seed: int = 2020
+    device: Literal["auto", "cpu", "cuda"] = "auto"

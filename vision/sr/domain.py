@@ -114,18 +114,39 @@ DOMAIN = DomainSpec(
                 "images, or of such folders, one per set, e.g. ../shared/data/sr with Set5 "
                 "and Set14): PSNR/SSIM on Y (BT.601) and RGB, border = scale. Writes "
                 "RUN/metrics.json (sets, per_image, scale) and RUN/results.md; sets evaluated "
-                "earlier from another folder are kept (a set of the same name is replaced)."
+                "earlier from another folder are kept (a set of the same name is replaced). "
+                "With --out, they go to that folder instead (with log.txt and config.yaml; sets "
+                "kept from its earlier evaluations), and RUN is only read."
             ),
-            examples="contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr",
+            examples="contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr\n"
+            "contrasuite sr evaluate --run runs/sr --data-dir ../shared/data/sr --out evals/sr",
             run="vision.sr.commands:evaluate",
+            config="vision.sr.config:SREvaluateConfig",
+            out_required=False,
+            out_help="folder for metrics.json, results.md, log.txt and config.yaml (created; "
+            "RUN is only read, so it may be read-only); default: RUN",
+            common_help={
+                "seed": "recorded in config.yaml only: this evaluation draws no random numbers "
+                "(bicubic LR images, deterministic networks and metrics), so it has no effect "
+                "(default: 2020)",
+                "device": "where the networks run: cpu, cuda, or auto = cuda when available "
+                "(default: auto)",
+                "epochs": "not used: evaluate trains nothing (an error; the training epochs are "
+                "set at `sr train`)",
+                "print_config": "print the resolved settings as YAML and exit (nothing is read, "
+                "evaluated or written)",
+                "overrides": "set any evaluation setting, e.g. device=cpu (keys below; an "
+                "unknown key is an error naming the closest valid one)",
+            },
+            option_keys={"seed": "seed", "device": "device"},
             options=(
                 run_option("a finished sr train run folder"),
                 Option(
                     ("--data-dir",),
                     help="folder of HR images, or of set folders",
+                    key="data_dir",
                     kwargs={"required": True, "metavar": "DIR"},
                 ),
-                device_option(),
             ),
         ),
     ),

@@ -23,7 +23,7 @@ from torch import nn
 from shared.errors import InputError
 from shared.io import read_json
 from shared.runtime import resolve_device
-from shared.training.run import RunFolder
+from shared.training.run import FolderFiles, OutputFolder, RunFolder
 from vision.sr.data import ImagePair, load_pairs
 from vision.sr.imaging import IMAGE_SUFFIXES, imresize, list_images
 from vision.sr.infer import upscale_array
@@ -143,7 +143,11 @@ def results_markdown(sets: Mapping[str, Mapping[str, Mapping[str, float]]], scal
 
 
 def evaluate_run(
-    run_path: str | os.PathLike[str], data_dir: str | os.PathLike[str], device: str = "auto"
+    run_path: str | os.PathLike[str],
+    data_dir: str | os.PathLike[str],
+    device: str = "auto",
+    *,
+    out: OutputFolder | None = None,
 ) -> dict[str, Any]:
     """Evaluate a finished run on every set of ``data_dir``; write metrics.json and results.md.
 
@@ -151,7 +155,9 @@ def evaluate_run(
     {psnr_y, ssim_y, psnr_rgb, ssim_rgb}}}``, models ``bicubic``, ``l1``, ``pcl``),
     ``per_image``, ``scale``, ``data_dir`` (this call's folder) and ``data_dirs`` (each set's
     folder). Sets evaluated by an earlier call on another folder are kept; a set of the same
-    name is replaced by this call's.
+    name is replaced by this call's. With ``out`` (``--out``), the files go there instead
+    (with ``run``, the run folder), merged with ``out``'s own earlier ``metrics.json`` the
+    same way, and nothing is written into the run.
 
     Raises:
         InputError: On a bad run folder, data folder or image (checked before any write).
@@ -164,7 +170,8 @@ def evaluate_run(
         )
         for name, paths in discover_sets(data_dir).items()
     }
-    return evaluate_loaded(run, models, loaded, scale, str(Path(data_dir).resolve()), device)
+    label = str(Path(data_dir).resolve())
+    return evaluate_loaded(run, models, loaded, scale, label, device, out=out)
 
 
 def evaluate_loaded(
@@ -174,13 +181,19 @@ def evaluate_loaded(
     scale: int,
     data_label: str,
     device: str = "auto",
+    *,
+    out: OutputFolder | None = None,
 ) -> dict[str, Any]:
-    """Evaluate decoded sets with a run's models and write ``metrics.json`` and ``results.md``."""
+    """Evaluate decoded sets with a run's models and write ``metrics.json`` and ``results.md``.
+
+    They go into the run, or into ``out`` (created here) when given.
+    """
     dev = resolve_device(device)
     models.to(dev)
     results: dict[str, Any] = {}
     per_image: dict[str, Any] = {}
-    with run.logging("vision.sr"):
+    dest: FolderFiles = run if out is None else out.create()
+    with dest.logging("vision.sr"):
         for name, pairs in loaded.items():
             results[name], per_image[name] = evaluate_pairs(
                 {m: models[m] for m in MODELS}, pairs, scale, dev
@@ -192,8 +205,8 @@ def evaluate_loaded(
                 *(results[name][m]["psnr_y"] for m in ("bicubic", *MODELS)),
             )
         previous: dict[str, Any] = {}
-        if (run.path / "metrics.json").is_file():
-            data = read_json(run.path / "metrics.json")
+        if (dest.path / "metrics.json").is_file():
+            data = read_json(dest.path / "metrics.json")
             previous = dict(data) if isinstance(data, dict) else {}
         # sets evaluated earlier from other folders stay; a set evaluated again is replaced,
         # and one of this folder that is gone from it is dropped
@@ -215,6 +228,8 @@ def evaluate_loaded(
             "data_dir": data_label,
             "data_dirs": {name: data_dirs[name] for name in sets if name in data_dirs},
         }
-        run.write_json("metrics.json", metrics)
-        run.write_text("results.md", results_markdown(sets, scale))
+        if out is not None:
+            metrics["run"] = str(run.path)
+        dest.write_json("metrics.json", metrics)
+        dest.write_text("results.md", results_markdown(sets, scale))
     return metrics

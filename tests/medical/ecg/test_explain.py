@@ -457,3 +457,105 @@ def test_without_projection_prototypes_are_not_called_training_segments(env):
     assert "not a segment of a training ECG" in page
     assert "The prototype: training ECG" not in page
     assert "real training ECG" not in page
+
+
+# ------------------------------------------------------------------- evaluate's common options
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a folder with its mtime and bytes (to prove that nothing was written)."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_evaluate_out_writes_there_and_only_reads_the_run(env, tmp_path, capsys, monkeypatch):
+    import yaml
+
+    from medical.ecg import commands
+    from medical.ecg.infer import evaluate_model
+
+    run = load_run(env["run"])
+    before = _snapshot(env["run"])
+    # the run folder cannot be written: the default place is refused, --out still works
+    writable = commands.os.access
+    monkeypatch.setattr(
+        commands.os, "access", lambda p, mode: Path(p) != run.path and writable(p, mode)
+    )
+    argv = ["ecg", "evaluate", "--run", str(env["run"]), "-q", "--bootstrap", "20"]
+    assert main(argv) == 2
+    assert "permission denied" in _one_line(capsys)
+    out = tmp_path / "eval" / "default-seed"
+    assert main([*argv, "--out", str(out)]) == 0
+    assert str(out / "metrics.json") in capsys.readouterr().out
+    assert _snapshot(env["run"]) == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "metrics.json",
+        "test_predictions.csv",
+    ]
+    metrics = json.loads((out / "metrics.json").read_text())
+    settings = yaml.safe_load((out / "config.yaml").read_text())
+    assert settings == {
+        "data_dir": run.config.data.data_dir,
+        "bootstrap": 20,
+        "seed": run.config.trainer.seed,  # the default: the run's, which evaluation always used
+        "device": "auto",
+    }
+    assert metrics["run"] == str(run.path)
+    assert metrics["macro_auc"] == pytest.approx(run.metrics["macro_auc"])
+    # the default seed reproduces the intervals of the code before --seed existed
+    old = evaluate_model(run.model, run.config, env["data"], bootstrap=20)
+    assert metrics["ci95"] == old["ci95"]
+    # another seed draws other resamples (the point estimates stay)
+    assert main([*argv, "--out", str(tmp_path / "eval" / "seed7"), "--seed", "7"]) == 0
+    seven = json.loads((tmp_path / "eval" / "seed7" / "metrics.json").read_text())
+    assert seven["ci95"] != metrics["ci95"]
+    assert seven["macro_auc"] == metrics["macro_auc"]
+    seed = str(run.config.trainer.seed)
+    assert main([*argv, "--out", str(tmp_path / "eval" / "same"), "--seed", seed]) == 0
+    same = json.loads((tmp_path / "eval" / "same" / "metrics.json").read_text())
+    assert same["ci95"] == metrics["ci95"]
+    assert _snapshot(env["run"]) == before
+
+
+def test_evaluate_refuses_epochs_unknown_keys_and_a_bad_out(env, tmp_path, capsys):
+    base = ["ecg", "evaluate", "--run", str(env["run"]), "-q"]
+    out = tmp_path / "out"
+    assert main([*base, "--out", str(out), "--epochs", "3"]) == 2
+    err = _one_line(capsys)
+    assert "--epochs 3" in err
+    assert "trains nothing" in err
+    assert "`contrasuite ecg train`" in err
+    assert main([*base, "--out", str(out), "bootstrp=5"]) == 2
+    assert "did you mean `bootstrap`" in _one_line(capsys)
+    assert main([*base, "--out", str(env["run"] / "inside")]) == 2
+    assert "inside the run folder" in _one_line(capsys)
+    assert not out.exists()
+    assert not (env["run"] / "inside").exists()
+
+
+def test_evaluate_print_config_resolves_settings_and_writes_nothing(env, tmp_path, capsys):
+    import yaml
+
+    run = load_run(env["run"])
+    config = tmp_path / "eval.yaml"
+    config.write_text("bootstrap: 50\nseed: 3\ndevice: cpu\n")
+    out = tmp_path / "out"
+    argv = ["ecg", "evaluate", "--run", str(env["run"]), "--out", str(out), "--print-config"]
+    assert main([*argv, "--config", str(config), "--bootstrap", "30", "seed=4"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    # the file < options < key=value; the data folder is the run's
+    assert printed == {
+        "data_dir": run.config.data.data_dir,
+        "bootstrap": 30,
+        "seed": 4,
+        "device": "cpu",
+    }
+    assert main(argv) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["seed"] == run.config.trainer.seed
+    assert printed["bootstrap"] is None
+    assert list(tmp_path.iterdir()) == [config]

@@ -241,3 +241,73 @@ def test_killed_run_resumes_to_the_same_weights(phantoms, tmp_path, monkeypatch)
     a = torch.load(tmp_path / "whole" / "weights.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "weights.pt", weights_only=True)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+# ------------------------------------------------------------------- evaluate's common options
+
+
+@pytest.fixture(scope="module")
+def tiny_run(phantoms, tmp_path_factory):
+    """A baseline run of one epoch of one batch: enough to evaluate."""
+    out = tmp_path_factory.mktemp("prostate-eval") / "base"
+    argv = ["prostate", "train", "--out", str(out), "--data-dir", str(phantoms), "--epochs", "1"]
+    assert main([*argv, "--model", "baseline", "trainer.max_train_batches=1", *TINY]) == 0
+    return out
+
+
+def _snapshot(folder):
+    """Every file of a folder with its mtime and bytes (to prove that nothing was written)."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_evaluate_out_writes_there_and_only_reads_the_run(tiny_run, phantoms, tmp_path, capsys):
+    import yaml
+
+    before = _snapshot(tiny_run)
+    argv = ["prostate", "evaluate", "--run", str(tiny_run), "--data-dir", str(phantoms)]
+    out = tmp_path / "eval"
+    assert main([*argv, "--device", "cpu", "--out", str(out)]) == 0
+    assert f"wrote {out / 'metrics.json'}" in capsys.readouterr().out
+    assert _snapshot(tiny_run) == before
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.yaml", "log.txt", "metrics.json", "results.md"]
+    settings = yaml.safe_load((out / "config.yaml").read_text())
+    assert settings == {"data_dir": str(phantoms), "baseline": None, "seed": 2020, "device": "cpu"}
+    scores = json.loads((out / "metrics.json").read_text())
+    assert scores["run"] == str(tiny_run)
+    assert scores["held_out"]
+    # nothing random: another seed gives the same scores (and is recorded)
+    assert main([*argv, "--out", str(tmp_path / "seed7"), "--seed", "7"]) == 0
+    seven = json.loads((tmp_path / "seed7" / "metrics.json").read_text())
+    assert seven["per_case"] == scores["per_case"]
+    assert yaml.safe_load((tmp_path / "seed7" / "config.yaml").read_text())["seed"] == 7
+    assert _snapshot(tiny_run) == before
+    # without the new options: the run folder, as before, with the same scores
+    assert main(argv) == 0
+    assert json.loads((tiny_run / "metrics.json").read_text())["per_case"] == scores["per_case"]
+    assert (tiny_run / "evaluations" / "held-out" / "metrics.json").is_file()
+    assert not (tiny_run / "config.yaml").read_text().startswith("data_dir")  # the run's own
+
+
+def test_evaluate_refuses_epochs_and_unknown_keys_and_prints_its_config(tmp_path, capsys):
+    import yaml
+
+    # nothing is read before these checks: the run and data need not exist
+    argv = ["prostate", "evaluate", "--run", str(tmp_path / "r"), "--data-dir", str(tmp_path)]
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--epochs 2" in err
+    assert "trains nothing" in err
+    assert "`contrasuite prostate train`" in err
+    assert main([*argv, "basline=runs/b"]) == 2
+    assert "did you mean `baseline`" in capsys.readouterr().err
+    assert main([*argv, "--out", str(out), "--seed", "9", "device=cpu", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"data_dir": str(tmp_path), "baseline": None, "seed": 9, "device": "cpu"}
+    assert not out.exists()

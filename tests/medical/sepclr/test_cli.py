@@ -200,3 +200,81 @@ def test_probes_are_logged_as_readable_names_and_values(tmp_path: Path, capsys) 
     assert line.startswith("probes: common: group_linear "), line
     assert "; salient: group_linear " in line, line
     assert not set("{}'") & set(line), line
+
+
+# ------------------------------------------------------------------- evaluate's common options
+
+
+@pytest.fixture(scope="module")
+def cpca_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two tiny cPCA runs on the generated set (no epochs: the fastest method), seed 5."""
+    root = tmp_path_factory.mktemp("sepclr-eval")
+    runs = (root / "a", root / "b")
+    for run in runs:
+        argv = ["sepclr", "train", "--method", "cpca", "--out", str(run), "--seed", "5"]
+        assert main([*argv, *TINY, "data.n_per_group=20"]) == 0
+    return runs
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a folder with its mtime and bytes (to prove that nothing was written)."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_evaluate_out_writes_there_and_only_reads_the_run(
+    cpca_runs: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    run, other = cpca_runs
+    trained = json.loads((run / "metrics.json").read_text())
+    before = _snapshot(run)
+    out = tmp_path / "eval"
+    argv = ["sepclr", "evaluate", "--run", str(run), "--out", str(out)]
+    assert main([*argv, "--compare", str(other)]) == 0
+    assert f"-> {out}" in capsys.readouterr().out
+    assert _snapshot(run) == before
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.yaml", "log.txt", "metrics.json", "report.html", "results.md"]
+    settings = yaml.safe_load((out / "config.yaml").read_text())
+    # the default seed is the run's trainer.seed (5 here), which evaluation always seeded with
+    assert settings == {"compare": [str(other)], "seed": 5, "device": "auto"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["probes"] == trained["probes"]
+    assert metrics["run"] == str(run)
+    assert "## Methods x probes" in (out / "results.md").read_text()
+    # the probes draw no random numbers: another seed scores the same (and is recorded)
+    assert main([*argv[:-1], str(tmp_path / "seed7"), "--seed", "7", f"compare={other}"]) == 0
+    seven = json.loads((tmp_path / "seed7" / "metrics.json").read_text())
+    assert seven["probes"] == trained["probes"]
+    settings = yaml.safe_load((tmp_path / "seed7" / "config.yaml").read_text())
+    assert settings["seed"] == 7
+    assert settings["compare"] == [str(other)]
+    assert _snapshot(run) == before
+
+
+def test_evaluate_refuses_epochs_and_unknown_keys_and_prints_its_config(
+    cpca_runs: tuple[Path, Path], tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    run = cpca_runs[0]
+    out = tmp_path / "out"
+    argv = ["sepclr", "evaluate", "--run", str(run), "--out", str(out)]
+    assert main([*argv, "--epochs", "4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--epochs 4" in err
+    assert "trains nothing" in err
+    assert "L-BFGS" in err
+    assert "`contrasuite sepclr train`" in err
+    assert main([*argv, "seeed=3"]) == 2
+    assert "did you mean `seed`" in capsys.readouterr().err
+    assert main([*argv, "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"compare": [], "seed": 5, "device": "auto"}
+    assert not out.exists()

@@ -354,3 +354,76 @@ def test_upscale_refuses_two_inputs_with_one_output_name(tmp_path: Path, capsys)
     assert str(images / "a.png") in err, err
     assert str(images / "a.jpg") in err, err
     assert not out.exists()
+
+
+# ------------------------------------------------------------------- evaluate's common options
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file of a folder with its mtime and bytes (to prove that nothing was written)."""
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_evaluate_out_writes_there_and_only_reads_the_run(
+    run_dir: Path, tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    first, second = _synthetic(tmp_path / "SetA", n=1, seed=1), _synthetic(tmp_path / "SetB", n=1)
+    before = _snapshot(run_dir)
+    out = tmp_path / "eval"
+    argv = ["sr", "evaluate", "--run", str(run_dir), "--device", "cpu", "--out", str(out)]
+    assert main([*argv, "--data-dir", str(first)]) == 0
+    assert _snapshot(run_dir) == before
+    assert sorted(p.name for p in out.iterdir()) == [
+        "config.yaml",
+        "log.txt",
+        "metrics.json",
+        "results.md",
+    ]
+    settings = yaml.safe_load((out / "config.yaml").read_text())
+    assert settings == {"data_dir": str(first), "seed": 2020, "device": "cpu"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["sets"]) == {"SetA"}
+    assert metrics["run"] == str(run_dir)
+    assert metrics["scale"] == 2
+    assert "stages" not in metrics  # the run's training metrics stay in the run
+    # a second folder into the same --out keeps the first's sets, as in a run folder
+    assert main([*argv, "--data-dir", str(second), "--seed", "7"]) == 0
+    merged = json.loads((out / "metrics.json").read_text())
+    assert set(merged["sets"]) == {"SetA", "SetB"}
+    assert merged["sets"]["SetA"] == metrics["sets"]["SetA"]
+    assert yaml.safe_load((out / "config.yaml").read_text())["seed"] == 7
+    assert _snapshot(run_dir) == before
+    # nothing random: the default place gets the same numbers whatever the seed
+    capsys.readouterr()
+    default = ["sr", "evaluate", "--run", str(run_dir), "--data-dir", str(first), "--seed", "3"]
+    assert main([*default, "--device", "cpu"]) == 0
+    again = json.loads((run_dir / "metrics.json").read_text())
+    assert again["sets"]["SetA"] == metrics["sets"]["SetA"]
+
+
+def test_evaluate_refuses_epochs_and_unknown_keys_and_prints_its_config(
+    tmp_path: Path, capsys
+) -> None:
+    import yaml
+
+    # nothing is read before these checks: the run and data need not exist
+    argv = ["sr", "evaluate", "--run", str(tmp_path / "r"), "--data-dir", str(tmp_path / "d")]
+    out = tmp_path / "out"
+    assert main([*argv, "--out", str(out), "--epochs", "2"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "--epochs 2" in err
+    assert "trains nothing" in err
+    assert "`contrasuite sr train`" in err
+    assert main([*argv, "devce=cpu"]) == 2
+    assert "did you mean `device`" in capsys.readouterr().err
+    assert main([*argv, "--out", str(out), "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"data_dir": str(tmp_path / "d"), "seed": 2020, "device": "auto"}
+    assert not out.exists()
