@@ -183,8 +183,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:  # a command group called without its subcommand
         parser.print_help(sys.stderr)
         return 2
+    finished = False
     try:
         status = handler(args)
+        finished = True
     except InputError as err:
         if debug_enabled(args):
             traceback.print_exc()
@@ -213,7 +215,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(run again with --debug or CONTRASUITE_DEBUG=1 for the traceback)"
         )
         return 1
+    finally:
+        _end_torchrun(finished)
     return 0 if status is None else int(status)
+
+
+def _end_torchrun(synchronise: bool) -> None:
+    """Under ``torchrun``, close the process group the command started.
+
+    See :func:`shared.distributed.end_process_group`; imported only there, to keep the CLI light.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from shared.distributed import end_process_group
+
+        try:
+            end_process_group(synchronise=synchronise)
+        except RuntimeError as err:  # a rank that left early; torchrun reports that one
+            logger.warning("could not close the process group: %s", err)
 
 
 if __name__ == "__main__":  # pragma: no cover

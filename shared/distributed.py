@@ -177,6 +177,30 @@ def init_from_env(device: torch.device) -> None:
         dist.init_process_group(backend, timeout=PROCESS_GROUP_TIMEOUT)
 
 
+def end_process_group(*, synchronise: bool) -> None:
+    """Close the process group that :func:`init_from_env` started; nothing outside one.
+
+    A gloo group left for the interpreter's exit to destroy can abort that process ("terminate
+    called without an active exception", status -6, instead of the command's own status) after
+    its work is done (pytorch/pytorch#190489), so every command run under ``torchrun`` ends
+    here.
+
+    Args:
+        synchronise: After success: wait for every rank (a barrier), so that none tears its
+            connections down while another still uses them, then close. After a failure
+            (``False``): the other ranks may never arrive (``torchrun`` stops them when this
+            one exits), so no barrier; a gloo group is closed locally, while an NCCL group is
+            left to the exit, since its teardown is collective and could wait forever.
+    """
+    if not is_distributed():
+        return
+    if synchronise:
+        dist.barrier()
+    elif dist.get_backend() != "gloo":
+        return
+    dist.destroy_process_group()
+
+
 def shared_generator() -> torch.Generator | None:
     """A CPU generator seeded from rank 0's torch RNG on every rank; ``None`` outside DDP.
 

@@ -26,7 +26,8 @@ def _entry(rank: int, world: int, port: int, fn: Callable[[int, int], None]) -> 
     try:
         fn(rank, world)
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():  # ``fn`` may close it itself
+            dist.destroy_process_group()
 
 
 def run_gloo(fn: Callable[[int, int], None], world: int = 2) -> None:
