@@ -14,6 +14,7 @@ import argparse
 import importlib
 import logging
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -118,6 +119,28 @@ def _version() -> str:
         return "unknown"
 
 
+#: A ``key=value`` setting (a dotted config key, then ``=``), as opposed to a path.
+_SETTING = re.compile(r"[A-Za-z_][\w.]*=")
+
+
+def _claim_settings(args: argparse.Namespace) -> list[str]:
+    """Take the ``key=value`` settings that an option of several values swallowed.
+
+    argparse gives ``--compare a b seed=3`` all three words; ``seed=3`` is a setting, not a
+    run. Values of the list-valued options that look like settings (a config key, then ``=``)
+    are removed there and returned, in order.
+    """
+    claimed: list[str] = []
+    for dest, value in vars(args).items():
+        if dest == "overrides" or not isinstance(value, list):
+            continue
+        settings = [v for v in value if isinstance(v, str) and _SETTING.match(v)]
+        if settings:
+            setattr(args, dest, [v for v in value if v not in settings] or None)
+            claimed += settings
+    return claimed
+
+
 def _torchrun_rank() -> int:
     """This process's rank under ``torchrun`` (``WORLD_SIZE`` > 1); 0 otherwise."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -168,11 +191,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(None if argv is None else list(argv))
-        if extra and isinstance(getattr(args, "overrides", None), list):
-            # key=value settings given between or after options: argparse leaves them over.
+        if isinstance(getattr(args, "overrides", None), list):
+            # key=value settings given between or after options: argparse leaves them over,
+            # or hands them to an option that takes several values (`--compare a b seed=3`).
             settings = [a for a in extra if "=" in a and not a.startswith("-")]
-            args.overrides += settings
             extra = [a for a in extra if a not in settings]
+            args.overrides = args.overrides + _claim_settings(args) + settings
         if extra:
             leaf = getattr(args, "_leaf_parser", parser)
             leaf.error(f"unrecognized arguments: {' '.join(extra)}")

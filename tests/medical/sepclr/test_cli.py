@@ -277,4 +277,10 @@ def test_evaluate_refuses_epochs_and_unknown_keys_and_prints_its_config(
     assert main([*argv, "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == {"compare": [], "seed": 5, "device": "auto"}
+    # a setting after --compare's runs is a setting, not a third run
+    assert main([*argv, "--compare", "a", "b", "seed=3", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == {"compare": ["a", "b"], "seed": 3, "device": "auto"}
+    assert main([*argv, "--compare", "seed=3", "--print-config"]) == 0  # only a setting
+    assert yaml.safe_load(capsys.readouterr().out)["compare"] == []
     assert not out.exists()
