@@ -128,7 +128,8 @@ def _claim_settings(args: argparse.Namespace) -> list[str]:
 
     argparse gives ``--compare a b seed=3`` all three words; ``seed=3`` is a setting, not a
     run. Values of the list-valued options that look like settings (a config key, then ``=``)
-    are removed there and returned, in order.
+    are removed there and returned, in order. A folder whose name has that form is given
+    with a slash (``./a=b``), which no setting has.
     """
     claimed: list[str] = []
     for dest, value in vars(args).items():

@@ -160,6 +160,25 @@ def test_bad_input_under_torchrun_is_printed_once(cli, tmp_path, monkeypatch):
     assert "x.npz" in _one_line_error(result.err)
 
 
+def test_under_torchrun_every_command_closes_its_process_group(cli, tmp_path, monkeypatch):
+    import shared.distributed
+
+    calls: list[bool] = []
+    monkeypatch.setattr(
+        shared.distributed, "end_process_group", lambda *, synchronise: calls.append(synchronise)
+    )
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    assert cli("sepclr", "train", "--out", str(tmp_path / "r"), "--print-config").code == 0
+    assert calls == [True]  # success: wait for every rank, then close
+    run = str(tmp_path / "none")
+    assert cli("sepclr", "evaluate", "--run", run).code == 2  # the status survives the close
+    assert calls == [True, False]  # failure: close without waiting
+    monkeypatch.setenv("WORLD_SIZE", "1")  # outside torchrun: nothing to close
+    assert cli("sepclr", "evaluate", "--run", run).code == 2
+    assert calls == [True, False]
+
+
 def test_under_torchrun_other_ranks_log_warnings_only(capsys, monkeypatch):
     import logging
 
