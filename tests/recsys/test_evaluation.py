@@ -6,6 +6,7 @@ import csv
 import importlib.util
 import json
 import shutil
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -145,3 +146,26 @@ def test_seeds_dropout_grid_and_paired_tests(
     evaluate_models(replace(cfg, seeds=(3, 4, 5), models=("DuoRec",)), out)
     assert (out / "DuoRec" / "seed3_dropout0.1" / "metrics.json").read_text() == before
     assert set(json.loads((out / "results.json").read_text())["DuoRec"]["seeds"]) == {"3", "4", "5"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ([], "RUNS_DIR: expected a folder"),
+        (["{tmp}/runs", "0"], "WORKERS: expected a positive integer, got '0'"),
+        (["{tmp}/runs", "2", "extra"], "RUNS_DIR: expected a folder"),
+        (["{tmp}/file"], "file: expected a folder"),
+    ],
+)
+def test_run_all_refuses_bad_arguments_before_training(tmp_path, args, message):
+    """`recsys_ml100k/run_all.sh` answers bad arguments with status 2 and one line."""
+    script = Path(__file__).parents[2] / "benchmarks" / "results" / "recsys_ml100k" / "run_all.sh"
+    (tmp_path / "file").write_text("not a folder\n")
+    argv = [a.format(tmp=tmp_path) for a in args]
+    result = subprocess.run(["bash", str(script), *argv], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1
+    assert message in result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing started
+    assert (tmp_path / "file").read_text() == "not a folder\n"

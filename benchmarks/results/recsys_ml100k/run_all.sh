@@ -20,10 +20,11 @@ set -uo pipefail
 usage="usage: run_all.sh RUNS_DIR [WORKERS]"
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
-runs=${1:?$usage}
+[[ $# -ge 1 && $# -le 2 && -n $1 ]] || { echo "run_all.sh: RUNS_DIR: expected a folder for the run folders ($usage)" >&2; exit 2; }
+runs=$1
 workers=${2:-2}
 [[ $workers =~ ^[1-9][0-9]*$ ]] || { echo "run_all.sh: WORKERS: expected a positive integer, got '$workers'" >&2; exit 2; }
-mkdir -p "$runs"
+mkdir -p "$runs" 2>/dev/null || { echo "run_all.sh: RUNS_DIR $runs: expected a folder (it cannot be created)" >&2; exit 2; }
 
 # model seed dropout ("-": the model's own); the order puts whole comparisons first
 JOBS=(
